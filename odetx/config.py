@@ -1,0 +1,266 @@
+"""Typed, frozen run configuration: defaults -> YAML file -> CLI flags -> ``--set``.
+
+Everything is validated before any work starts; every failure is a
+:class:`~odetx.errors.ConfigError` naming the offending key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from odetx.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture. ``None`` fields take the preset's value."""
+
+    preset: str = "vit-micro"
+    arch: str = "parallel"
+    depth: int | None = None
+    groups: int | None = None  # None: one group per layer (no weight sharing)
+    dim: int | None = None
+    heads: int | None = None
+    mlp_ratio: float | None = None
+    patch_size: int | None = None
+    shared_norm: bool = False
+    qkv_bias: bool = True
+    dropout: float = 0.0
+
+
+@dataclass(frozen=True)
+class SolverConfig:
+    """How each group's ODE is integrated."""
+
+    method: str = "euler"
+    steps: int = 1  # solver steps per group (fixed-step); splitting steps (adaptive)
+    rtol: float | None = None
+    atol: float | None = None
+    max_num_steps: int | None = None
+    adjoint: bool = False
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    name: str = "digits"
+    root: str | None = None
+    num_workers: int = 0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup_epochs: float = 2.0
+    min_lr_ratio: float = 0.01
+    label_smoothing: float = 0.1
+    grad_clip: float = 1.0
+    seed: int = 0
+    device: str = "auto"
+    out: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    solver: SolverConfig = field(default_factory=SolverConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(key: str, value: Any, tp: Any) -> Any:
+    """Check ``value`` against annotation ``tp``; numeric strings become numbers."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(key, value, arg)
+            except ConfigError as e:
+                errors.append(e)
+        raise errors[0]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            # PyYAML reads "1e-3" as a string (YAML 1.1); accept it as the number it means.
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    raise ConfigError(key, f"expected {_type_name(tp)}, got {value!r}")
+
+
+def from_dict(cls: type, data: Any, prefix: str = "") -> Any:
+    """Build dataclass ``cls`` from nested plain data, refusing unknown keys and wrong types."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(prefix.rstrip("."), f"expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in names:
+            raise ConfigError(
+                f"{prefix}{key}", f"unknown key; valid keys are: {', '.join(sorted(names))}"
+            )
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        tp = hints[f.name]
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(tp):
+            kwargs[f.name] = from_dict(tp, data[f.name], key + ".")
+        else:
+            kwargs[f.name] = _coerce(key, data[f.name], tp)
+    return cls(**kwargs)
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = tree
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(dotted, f"{part!r} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """Parse ``--set a.b=value`` items; values are read as YAML scalars."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError("--set", f"expected KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            out[key.strip()] = raw
+    return out
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file (``safe_load`` only)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError("--config", f"no such file: {p}")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError("--config", f"{p} is not valid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError("--config", f"{p} must hold a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``update`` into a copy of ``base``."""
+    out = dict(base)
+    for k, v in update.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def build_config(
+    file: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    base: dict[str, Any] | None = None,
+) -> Config:
+    """Resolve a config: ``base`` (defaults) <- YAML ``file`` <- dotted ``overrides``.
+
+    Args:
+        file: optional YAML file.
+        overrides: ``{"model.arch": "parallel", ...}`` from flags and ``--set``.
+        base: starting tree (e.g. a checkpoint's config when resuming).
+    """
+    tree = base if base is not None else Config().to_dict()
+    if file is not None:
+        tree = merge(tree, read_yaml(file))
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(tree, dotted, value)
+    cfg = from_dict(Config, tree)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    """Cross-field checks; registries are consulted lazily to keep imports one-way."""
+    from odetx.data import DATASETS
+    from odetx.models import SCHEMES, resolve_model
+    from odetx.solvers import validate_solver
+
+    if cfg.data.name not in DATASETS:
+        raise ConfigError(
+            "data.name",
+            f"unknown dataset {cfg.data.name!r}; choose one of: {', '.join(DATASETS)}",
+        )
+    if cfg.model.arch not in SCHEMES:
+        raise ConfigError(
+            "model.arch", f"unknown scheme {cfg.model.arch!r}; choose one of: {', '.join(SCHEMES)}"
+        )
+    resolve_model(cfg.model)
+    validate_solver(cfg.solver)
+    t = cfg.train
+    for key, value in (("epochs", t.epochs), ("batch_size", t.batch_size)):
+        if value <= 0:
+            raise ConfigError(f"train.{key}", f"must be positive, got {value}")
+    if t.lr <= 0:
+        raise ConfigError("train.lr", f"must be positive, got {t.lr}")
+    if not 0.0 <= t.label_smoothing < 1.0:
+        raise ConfigError("train.label_smoothing", f"must lie in [0, 1), got {t.label_smoothing}")
+    if t.warmup_epochs < 0:
+        raise ConfigError("train.warmup_epochs", f"must be >= 0, got {t.warmup_epochs}")
+    if t.grad_clip < 0:
+        raise ConfigError("train.grad_clip", f"must be >= 0 (0 disables), got {t.grad_clip}")
+    if not 0.0 <= cfg.model.dropout < 1.0:
+        raise ConfigError("model.dropout", f"must lie in [0, 1), got {cfg.model.dropout}")

@@ -1,0 +1,50 @@
+"""What every dataset provides: static shape information and three splits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch.utils.data import Dataset
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """Shapes a model needs, known without loading the data."""
+
+    kind: str  # "image" or "tokens"
+    num_classes: int
+    image_size: int = 0
+    in_chans: int = 0
+    vocab_size: int = 0
+    max_len: int = 0
+
+
+@dataclass(frozen=True)
+class Splits:
+    train: Dataset
+    val: Dataset
+    test: Dataset
+
+    def __getitem__(self, name: str) -> Dataset:
+        if name not in ("train", "val", "test"):
+            raise KeyError(f"unknown split {name!r}; choose train, val or test")
+        return getattr(self, name)
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    """A registered dataset.
+
+    Args:
+        info: static shapes (may depend on the data config).
+        load: reads or generates the three splits.
+        description, source, download: one line each for ``odetx list`` and the README.
+    """
+
+    name: str
+    info: Callable[..., DataInfo]
+    load: Callable[..., Splits]
+    description: str
+    source: str
+    download: bool = False

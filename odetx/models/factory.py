@@ -1,0 +1,77 @@
+"""Resolve a model config against its preset and build the network."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from torch import nn
+
+from odetx.config import ModelConfig, SolverConfig
+from odetx.data.base import DataInfo
+from odetx.errors import ConfigError
+from odetx.models.presets import PRESETS
+from odetx.models.schemes import SCHEMES
+from odetx.models.vit import ViT
+from odetx.registry import Registry
+
+BACKBONES: Registry[type[nn.Module]] = Registry("backbone")
+BACKBONES.register("vit", ViT)
+
+_FROM_PRESET = ("depth", "dim", "heads", "mlp_ratio", "patch_size")
+
+
+def resolve_model(cfg: ModelConfig) -> ModelConfig:
+    """Fill ``None`` fields from the preset and check the combination is possible."""
+    if cfg.preset not in PRESETS:
+        raise ConfigError(
+            "model.preset", f"unknown preset {cfg.preset!r}; choose one of: {', '.join(PRESETS)}"
+        )
+    preset = PRESETS[cfg.preset]
+    filled = {k: getattr(preset, k) for k in _FROM_PRESET if getattr(cfg, k) is None}
+    cfg = dataclasses.replace(cfg, **filled)
+    if cfg.groups is None:
+        cfg = dataclasses.replace(cfg, groups=cfg.depth)
+    for key in ("depth", "groups", "dim", "heads", "patch_size"):
+        if getattr(cfg, key) <= 0:
+            raise ConfigError(f"model.{key}", f"must be a positive integer, got {getattr(cfg, key)}")
+    if cfg.mlp_ratio <= 0:
+        raise ConfigError("model.mlp_ratio", f"must be positive, got {cfg.mlp_ratio}")
+    if cfg.depth % cfg.groups:
+        raise ConfigError(
+            "model.groups", f"{cfg.groups} does not divide model.depth {cfg.depth}"
+        )
+    if cfg.dim % cfg.heads:
+        raise ConfigError("model.heads", f"{cfg.heads} does not divide model.dim {cfg.dim}")
+    if cfg.arch not in SCHEMES:
+        raise ConfigError(
+            "model.arch", f"unknown scheme {cfg.arch!r}; choose one of: {', '.join(SCHEMES)}"
+        )
+    if cfg.shared_norm and cfg.arch != "parallel":
+        raise ConfigError(
+            "model.shared_norm", f"applies to the parallel scheme only, not {cfg.arch!r}"
+        )
+    return cfg
+
+
+def check_fits(cfg: ModelConfig, info: DataInfo) -> None:
+    """Data-dependent checks (e.g. patches must tile the image)."""
+    cfg = resolve_model(cfg)
+    backbone = PRESETS[cfg.preset].backbone
+    if backbone == "vit" and info.kind != "image":
+        raise ConfigError("model.preset", f"{cfg.preset} is an image model; the data is {info.kind}")
+    if info.kind == "image" and info.image_size % cfg.patch_size:
+        raise ConfigError(
+            "model.patch_size",
+            f"{cfg.patch_size} does not tile the {info.image_size}x{info.image_size} images",
+        )
+
+
+def build_model(model: ModelConfig, solver: SolverConfig, info: DataInfo) -> nn.Module:
+    """Build the network ``model`` describes, integrated by ``solver``, shaped for ``info``."""
+    check_fits(model, info)
+    model = resolve_model(model)
+    return BACKBONES[PRESETS[model.preset].backbone](model, solver, info)
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

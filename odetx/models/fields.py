@@ -1,0 +1,97 @@
+"""The two vector fields of a transformer layer: A(x) = MHA(LN_a x), M(x) = MLP(LN_m x)."""
+
+
+from typing import Optional
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention through ``scaled_dot_product_attention``.
+
+    ``mask`` is a key-padding mask ``(B, N)``, True where a token is real.
+    """
+
+    def __init__(self, dim: int, heads: int, qkv_bias: bool = True, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        self.dropout = dropout
+
+    def forward(self, x: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+        B, N, C = x.shape
+        qkv = self.qkv(x).reshape(B, N, 3, self.heads, C // self.heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, heads, N, head_dim)
+        attn_mask: Optional[Tensor] = None
+        if mask is not None:
+            attn_mask = mask[:, None, None, :]  # (B, 1, 1, N): broadcast over heads and queries
+        p = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=p)
+        y = y.transpose(1, 2).reshape(B, N, C)  # (B, N, heads * head_dim)
+        return self.proj(y)
+
+
+class MLP(nn.Module):
+    def __init__(self, dim: int, hidden: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.drop(self.fc2(self.drop(F.gelu(self.fc1(x)))))
+
+
+class LayerField(nn.Module):
+    """One group's weights, evaluated as A, M or A + M (``which`` = 0, 1, 2).
+
+    The fields are autonomous (a group's weights do not change within its span),
+    so ``t`` is accepted for the solver interface and ignored.
+
+    Args:
+        shared_norm: one LayerNorm feeds both fields (the parallel formulation of
+            GPT-J/PaLM); otherwise A and M each have their own.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        mlp_ratio: float,
+        qkv_bias: bool = True,
+        dropout: float = 0.0,
+        shared_norm: bool = False,
+    ) -> None:
+        super().__init__()
+        self.shared_norm = shared_norm
+        self.norm_a = nn.LayerNorm(dim)
+        self.attn = Attention(dim, heads, qkv_bias, dropout)
+        # Identity keeps the attribute scriptable when the norm is shared.
+        self.norm_m = nn.Identity() if shared_norm else nn.LayerNorm(dim)
+        self.mlp = MLP(dim, int(dim * mlp_ratio), dropout)
+
+    def forward(self, which: int, t: float, x: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+        if which == 0:
+            return self.attn(self.norm_a(x), mask)
+        if self.shared_norm:
+            h = self.norm_a(x)
+            if which == 1:
+                return self.mlp(h)
+            return self.attn(h, mask) + self.mlp(h)
+        if which == 1:
+            return self.mlp(self.norm_m(x))
+        return self.attn(self.norm_a(x), mask) + self.mlp(self.norm_m(x))
+
+
+def init_weights(module: nn.Module) -> None:
+    """ViT/DeiT initialisation: truncated normal (std 0.02) linears, unit LayerNorms."""
+    if isinstance(module, nn.Linear):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+

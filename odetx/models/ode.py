@@ -1,0 +1,55 @@
+"""A stack of weight-sharing groups, each one ODE block integrated by a solver."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from torch import Tensor, nn
+
+from odetx.config import ModelConfig, SolverConfig
+from odetx.models.fields import LayerField
+from odetx.models.schemes import SCHEMES
+from odetx.solvers import build_integrator
+
+
+class ODEStack(nn.Module):
+    """``groups`` blocks; block ``g`` owns one :class:`LayerField` and integrates it
+    over ``[g·D/G, (g+1)·D/G]``, so the whole stack spans the depth ``D``.
+
+    With ``G = D``, one Euler step and ``sequential`` this is exactly the usual
+    stack of pre-LN transformer layers.
+    """
+
+    def __init__(self, model: ModelConfig, solver: SolverConfig) -> None:
+        super().__init__()
+        substeps = list(SCHEMES[model.arch].substeps)
+        span = model.depth / model.groups
+        self.blocks = nn.ModuleList(
+            build_integrator(
+                LayerField(
+                    model.dim,
+                    model.heads,
+                    model.mlp_ratio,
+                    model.qkv_bias,
+                    model.dropout,
+                    model.shared_norm,
+                ),
+                solver,
+                substeps,
+                g * span,
+                (g + 1) * span,
+            )
+            for g in range(model.groups)
+        )
+
+    def forward(self, x: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+        for block in self.blocks:
+            x = block(x, mask)
+        return x
+
+    def nfe(self) -> float:
+        return float(sum(block.nfe() for block in self.blocks))
+
+    def reset_nfe(self) -> None:
+        for block in self.blocks:
+            block.reset_nfe()

@@ -1,0 +1,36 @@
+"""Named model presets (``--model``): backbone and dimensions; any field can be overridden."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from odetx.registry import Registry
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    backbone: str
+    depth: int
+    dim: int
+    heads: int
+    mlp_ratio: float
+    patch_size: int
+    description: str
+
+
+PRESETS: Registry[Preset] = Registry("preset")
+
+
+def register_preset(preset: Preset) -> Preset:
+    return PRESETS.register(preset.name, preset)
+
+
+register_preset(Preset("vit-micro", "vit", 4, 64, 4, 2.0, 2, "tiny ViT for 8x8 digits (CPU, seconds)"))
+register_preset(Preset("vit-mini", "vit", 6, 128, 4, 2.0, 4, "small ViT for 28-32 px images (CPU)"))
+register_preset(
+    Preset("deit-tiny", "vit", 12, 192, 3, 4.0, 16, "DeiT-Ti (Touvron et al. 2021), 5.7M @224")
+)
+register_preset(
+    Preset("deit-small", "vit", 12, 384, 6, 4.0, 16, "DeiT-S (Touvron et al. 2021), 22M @224")
+)

@@ -1,0 +1,54 @@
+"""Splitting schemes: how a layer step combines the attention and MLP fields.
+
+A scheme is data — a sequence of ``(sub-field, fraction of the step)`` — so a
+new splitting is one registry entry and every solver runs it unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from odetx.registry import Registry
+from odetx.solvers.field import ATTN, BOTH, MLP
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """A splitting of dx/dt = A(x) + M(x) into sub-flows applied in order.
+
+    Args:
+        name: registry name (``--arch``).
+        substeps: ``(which, fraction)`` pairs, applied left to right.
+        order: order of the splitting error (0: unsplit, limited by the solver only).
+        description: one line for ``odetx list``.
+    """
+
+    name: str
+    substeps: tuple[tuple[int, float], ...]
+    order: int
+    description: str
+
+
+SCHEMES: Registry[Scheme] = Registry("scheme")
+
+for _s in (
+    Scheme(
+        "sequential",
+        ((ATTN, 1.0), (MLP, 1.0)),
+        1,
+        "Lie–Trotter: attention then MLP (the standard pre-LN layer)",
+    ),
+    Scheme(
+        "parallel",
+        ((BOTH, 1.0),),
+        0,
+        "unsplit A + M in one step (Zhong et al. 2022; GPT-J/PaLM style)",
+    ),
+    Scheme(
+        "strang",
+        ((MLP, 0.5), (ATTN, 1.0), (MLP, 0.5)),
+        2,
+        "Strang–Marchuk: half MLP, attention, half MLP (Macaron-like, one shared MLP)",
+    ),
+):
+    SCHEMES.register(_s.name, _s)

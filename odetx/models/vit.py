@@ -1,0 +1,37 @@
+"""Vision Transformer backbone (Dosovitskiy et al. 2021; DeiT, Touvron et al. 2021)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from odetx.config import ModelConfig, SolverConfig
+from odetx.data.base import DataInfo
+from odetx.models.fields import init_weights
+from odetx.models.ode import ODEStack
+
+
+class ViT(nn.Module):
+    """Patch embedding, class token, learned positions, ODE stack, final norm, linear head."""
+
+    def __init__(self, model: ModelConfig, solver: SolverConfig, info: DataInfo) -> None:
+        super().__init__()
+        p = model.patch_size
+        n_patches = (info.image_size // p) ** 2
+        self.patch_embed = nn.Conv2d(info.in_chans, model.dim, kernel_size=p, stride=p)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, model.dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, n_patches + 1, model.dim))
+        self.pos_drop = nn.Dropout(model.dropout)
+        self.stack = ODEStack(model, solver)
+        self.norm = nn.LayerNorm(model.dim)
+        self.head = nn.Linear(model.dim, info.num_classes)
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        nn.init.trunc_normal_(self.cls_token, std=0.02)
+        self.apply(init_weights)
+
+    def forward(self, images: Tensor) -> Tensor:
+        x = self.patch_embed(images).flatten(2).transpose(1, 2)  # (B, N, dim)
+        cls = self.cls_token.expand(x.shape[0], -1, -1)  # (B, 1, dim)
+        x = self.pos_drop(torch.cat([cls, x], dim=1) + self.pos_embed)  # (B, 1 + N, dim)
+        x = self.norm(self.stack(x))
+        return self.head(x[:, 0])  # (B, classes)

@@ -1,0 +1,51 @@
+"""Name -> constructor maps: the single place a new variant is added."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """A named family of variants (schemes, solvers, datasets, presets).
+
+    Lookup failures raise ``KeyError`` with the valid names, so the CLI and the
+    config validator can print them without keeping a copy of the list.
+    """
+
+    def __init__(self, family: str) -> None:
+        self.family = family
+        self._items: dict[str, T] = {}
+
+    def register(self, name: str, item: T | None = None) -> Callable[[T], T] | T:
+        """Register ``item`` under ``name``; usable as a decorator when ``item`` is omitted."""
+
+        def add(obj: T) -> T:
+            if name in self._items:
+                raise ValueError(f"{self.family} {name!r} is already registered")
+            self._items[name] = obj
+            return obj
+
+        return add if item is None else add(item)
+
+    def __getitem__(self, name: str) -> T:
+        try:
+            return self._items[name]
+        except KeyError:
+            raise KeyError(
+                f"unknown {self.family} {name!r}; choose one of: {', '.join(self.names())}"
+            ) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def names(self) -> list[str]:
+        return list(self._items)
+
+    def items(self) -> list[tuple[str, T]]:
+        return list(self._items.items())

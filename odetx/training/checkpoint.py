@@ -1,0 +1,77 @@
+"""Checkpoints: plain tensors and JSON-able data, written atomically, loaded safely.
+
+Loading uses ``torch.load(weights_only=True)`` only, so a file carrying pickled
+objects is refused rather than executed.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from odetx.errors import CheckpointError
+
+FORMAT = "odetx-checkpoint"
+VERSION = 1
+REQUIRED = ("format", "version", "config", "data_info", "model")
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
+    """Write ``payload`` to ``path`` via a temporary file and an atomic rename.
+
+    A crash mid-save leaves the previous file at ``path`` intact.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save({"format": FORMAT, "version": VERSION, **payload}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def resolve_checkpoint_path(path: str | Path, name: str = "best.pt") -> Path:
+    """Accept a checkpoint file or a run directory (then ``name`` inside it)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / name
+    if not p.is_file():
+        raise CheckpointError(f"no checkpoint at {p}")
+    return p
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load and check an odetx checkpoint; refuse anything corrupt or untrusted."""
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"no checkpoint at {p}")
+    try:
+        ckpt = torch.load(p, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsupported content"
+        raise CheckpointError(
+            f"refused {p}: it holds objects other than tensors and plain data, and odetx "
+            f"loads checkpoints with weights_only=True only ({first})"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+        raise CheckpointError(
+            f"cannot read {p}: the file is corrupt or truncated ({type(e).__name__})"
+        ) from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{p} is not an odetx checkpoint")
+    missing = [k for k in REQUIRED if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"{p} lacks {', '.join(missing)}; it is not a complete checkpoint")
+    if ckpt["version"] > VERSION:
+        raise CheckpointError(f"{p} was written by a newer odetx (format {ckpt['version']})")
+    return ckpt

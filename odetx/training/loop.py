@@ -1,0 +1,286 @@
+"""The training loop: AdamW, cosine schedule with warmup, label smoothing, clipping, resume."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+from odetx.config import Config, build_config
+from odetx.data import DATASETS
+from odetx.data.base import DataInfo
+from odetx.errors import ConfigError, TrainingError
+from odetx.models import build_model, count_params, resolve_model
+from odetx.solvers import resolve_solver
+from odetx.training.checkpoint import load_checkpoint, resolve_checkpoint_path, save_checkpoint
+from odetx.training.evaluate import evaluate, forward_batch
+from odetx.training.reporting import NullReporter, Reporter
+from odetx.training.rundir import RunDir
+from odetx.training.schedule import cosine_with_warmup
+
+EpochCallback = Callable[[int, dict[str, Any]], None]
+# Fields that may change when a run is resumed; anything else would silently
+# train a different model than the checkpoint's.
+RESUMABLE = ("train.epochs", "train.device", "train.out", "data.root", "data.num_workers")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError("train.device", f"unknown device {name!r}; use cpu, cuda, cuda:N or auto") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device", "cuda was requested but no CUDA device is available")
+    return device
+
+
+def resolved(cfg: Config) -> Config:
+    """The config with preset and solver defaults filled in (what is saved with a run)."""
+    return dataclasses.replace(cfg, model=resolve_model(cfg.model), solver=resolve_solver(cfg.solver))
+
+
+def make_loader(dataset, batch_size: int, shuffle: bool, num_workers: int, seed: int = 0) -> DataLoader:
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return DataLoader(
+        dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
+        generator=generator, drop_last=False,
+    )
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """No weight decay on norms, biases, positions and the class token (DeiT practice)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        skip = p.ndim <= 1 or name.endswith(("pos_embed", "cls_token"))
+        (no_decay if skip else decay).append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def prepare_resume(resume: str | Path, overrides: dict[str, Any]) -> tuple[Config, dict, Path]:
+    """Config, checkpoint and run directory for ``--resume`` (a run dir or a checkpoint)."""
+    path = resolve_checkpoint_path(resume, "last.pt")
+    ckpt = load_checkpoint(path)
+    for key in overrides:
+        if key not in RESUMABLE:
+            raise ConfigError(key, f"cannot change on --resume (allowed: {', '.join(RESUMABLE)})")
+    cfg = build_config(overrides=overrides, base=ckpt["config"])
+    return cfg, ckpt, path.parent
+
+
+class Trainer:
+    """Trains ``cfg`` into ``run_dir``; resumes from ``ckpt`` when given."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        run_dir: str | Path,
+        ckpt: dict | None = None,
+        reporter: Reporter | None = None,
+        callbacks: Sequence[EpochCallback] = (),
+    ) -> None:
+        self.cfg = resolved(cfg)
+        self.run = RunDir(run_dir)
+        self.ckpt = ckpt
+        self.reporter = reporter or NullReporter()
+        self.callbacks = list(callbacks)
+        self.device = resolve_device(cfg.train.device)
+        if ckpt is None and self.run.has_run():
+            raise ConfigError(
+                "train.out",
+                f"{self.run.path} already holds a run; resume it with --resume {self.run.path} "
+                "or choose another --out",
+            )
+
+    def _setup(self) -> None:
+        cfg = self.cfg
+        torch.manual_seed(cfg.train.seed)
+        entry = DATASETS[cfg.data.name]
+        self.info: DataInfo = entry.info(cfg.data)
+        self.splits = entry.load(cfg.data)
+        self.model = build_model(cfg.model, cfg.solver, self.info).to(self.device)
+        self.optimizer = torch.optim.AdamW(
+            param_groups(self.model, cfg.train.weight_decay), lr=cfg.train.lr
+        )
+        t = cfg.train
+        self.train_loader = make_loader(self.splits.train, t.batch_size, True, cfg.data.num_workers)
+        self.val_loader = make_loader(self.splits.val, 2 * t.batch_size, False, cfg.data.num_workers)
+        self.test_loader = make_loader(self.splits.test, 2 * t.batch_size, False, cfg.data.num_workers)
+        self.steps_per_epoch = len(self.train_loader)
+        self.total_steps = self.steps_per_epoch * t.epochs
+        self.warmup_steps = round(t.warmup_epochs * self.steps_per_epoch)
+        self.epoch, self.step = 0, 0
+        self.best_val_acc, self.best_epoch = -1.0, 0
+        self.wall_before = 0.0
+        if self.ckpt is not None:
+            self.model.load_state_dict(self.ckpt["model"])
+            self.optimizer.load_state_dict(self.ckpt["optimizer"])
+            torch.set_rng_state(self.ckpt["rng"]["torch"])
+            self.epoch, self.step = self.ckpt["epoch"], self.ckpt["step"]
+            self.best_val_acc, self.best_epoch = self.ckpt["best_val_acc"], self.ckpt["best_epoch"]
+            self.wall_before = self.ckpt.get("wall_time_s", 0.0)
+            self.run.truncate_metrics(self.epoch)
+        else:
+            self.run.path.mkdir(parents=True, exist_ok=True)
+        self.run.write_config(self.cfg.to_dict())
+
+    def _payload(self, wall: float) -> dict[str, Any]:
+        return {
+            "config": self.cfg.to_dict(),
+            "data_info": dataclasses.asdict(self.info),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": {"torch": torch.get_rng_state()},
+            "epoch": self.epoch,
+            "step": self.step,
+            "best_val_acc": self.best_val_acc,
+            "best_epoch": self.best_epoch,
+            "wall_time_s": wall,
+            "params": count_params(self.model),
+        }
+
+    def _train_epoch(self) -> dict[str, float]:
+        t, model, stack = self.cfg.train, self.model, self.model.stack
+        model.train()
+        # Shuffle order is a function of (seed, epoch) alone, so a resumed run sees
+        # exactly the batches an uninterrupted one would.
+        self.train_loader.generator.manual_seed(t.seed * 1_000_003 + self.epoch)
+        sums = {"loss": 0.0, "correct": 0.0, "n": 0, "nfe_f": 0.0, "nfe_b": 0.0, "batches": 0}
+        lr = t.lr
+        start = time.perf_counter()
+        self.reporter.epoch_start(self.epoch + 1, t.epochs, self.steps_per_epoch)
+        for i, batch in enumerate(self.train_loader):
+            lr = cosine_with_warmup(
+                self.step, self.total_steps, self.warmup_steps, t.lr, t.min_lr_ratio
+            )
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            stack.reset_nfe()
+            logits, y = forward_batch(model, batch, self.device)
+            nfe_f = stack.nfe()
+            loss = F.cross_entropy(logits, y, label_smoothing=t.label_smoothing)
+            if not math.isfinite(loss.item()):
+                raise TrainingError(
+                    f"non-finite loss ({loss.item()}) at epoch {self.epoch + 1}, batch {i + 1}; "
+                    f"stopped, and {self.run.last} still holds epoch {self.epoch}. "
+                    "Try a lower --lr, more solver steps or a smaller model"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if t.grad_clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+            self.optimizer.step()
+            self.step += 1
+            n = y.numel()
+            sums["loss"] += loss.item() * n
+            sums["correct"] += (logits.argmax(-1) == y).sum().item()
+            sums["n"] += n
+            sums["nfe_f"] += nfe_f
+            sums["nfe_b"] += stack.nfe() - nfe_f
+            sums["batches"] += 1
+            seconds = time.perf_counter() - start
+            self.reporter.batch(
+                i + 1,
+                {
+                    "loss": sums["loss"] / sums["n"],
+                    "acc": sums["correct"] / sums["n"],
+                    "nfe": nfe_f,
+                    "samples_per_s": sums["n"] / seconds if seconds > 0 else 0.0,
+                },
+            )
+        seconds = time.perf_counter() - start
+        return {
+            "train_loss": sums["loss"] / sums["n"],
+            "train_acc": sums["correct"] / sums["n"],
+            "lr": lr,
+            "nfe_forward": sums["nfe_f"] / sums["batches"],
+            "nfe_backward": sums["nfe_b"] / sums["batches"],
+            "seconds": seconds,
+            "samples_per_s": sums["n"] / seconds if seconds > 0 else 0.0,
+        }
+
+    def fit(self) -> dict[str, Any]:
+        """Train to ``train.epochs``; returns the summary also written to ``summary.json``."""
+        self._setup()
+        cfg = self.cfg
+        params = count_params(self.model)
+        self.reporter.start(
+            {
+                "dataset": cfg.data.name,
+                "preset": cfg.model.preset,
+                "scheme": cfg.model.arch,
+                "solver": cfg.solver.method,
+                "steps": cfg.solver.steps,
+                "depth": cfg.model.depth,
+                "groups": cfg.model.groups,
+                "dim": cfg.model.dim,
+                "params": params,
+                "device": str(self.device),
+                "run": str(self.run.path),
+                "resumed_from_epoch": self.epoch if self.ckpt is not None else None,
+            }
+        )
+        started = time.perf_counter()
+        while self.epoch < cfg.train.epochs:
+            row = self._train_epoch()
+            self.epoch += 1
+            val = evaluate(self.model, self.val_loader, self.device)
+            row = {"epoch": self.epoch, **row, "val_loss": val.loss, "val_acc": val.acc}
+            wall = self.wall_before + time.perf_counter() - started
+            improved = val.acc > self.best_val_acc
+            if improved:
+                self.best_val_acc, self.best_epoch = val.acc, self.epoch
+            payload = self._payload(wall)
+            save_checkpoint(self.run.last, payload)
+            if improved:
+                save_checkpoint(self.run.best, payload)
+            self.run.append_metrics(row)
+            self.reporter.epoch_end(row)
+            for callback in self.callbacks:
+                callback(self.epoch, row)
+        return self._finish(self.wall_before + time.perf_counter() - started)
+
+    def _finish(self, wall: float) -> dict[str, Any]:
+        last = evaluate(self.model, self.test_loader, self.device)
+        best_state = load_checkpoint(self.run.best, map_location=self.device)["model"]
+        self.model.load_state_dict(best_state)
+        best = evaluate(self.model, self.test_loader, self.device)
+        cfg = self.cfg
+        summary = {
+            "dataset": cfg.data.name,
+            "preset": cfg.model.preset,
+            "scheme": cfg.model.arch,
+            "solver": cfg.solver.method,
+            "steps": cfg.solver.steps,
+            "depth": cfg.model.depth,
+            "groups": cfg.model.groups,
+            "seed": cfg.train.seed,
+            "params": count_params(self.model),
+            "epochs": self.epoch,
+            "best_epoch": self.best_epoch,
+            "best_val_acc": self.best_val_acc,
+            "test": best.to_dict(),
+            "test_last": last.to_dict(),
+            "nfe_forward": best.nfe,
+            "wall_time_s": wall,
+            "device": str(self.device),
+            "torch": torch.__version__,
+        }
+        self.run.write_summary(summary)
+        self.reporter.finish(summary)
+        return summary

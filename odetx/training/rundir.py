@@ -1,0 +1,80 @@
+"""The run directory contract: config.yaml, metrics.csv, last.pt, best.pt, summary.json."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+METRIC_FIELDS = (
+    "epoch",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "lr",
+    "nfe_forward",
+    "nfe_backward",
+    "seconds",
+    "samples_per_s",
+)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class RunDir:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    config = property(lambda self: self.path / "config.yaml")
+    metrics = property(lambda self: self.path / "metrics.csv")
+    last = property(lambda self: self.path / "last.pt")
+    best = property(lambda self: self.path / "best.pt")
+    summary = property(lambda self: self.path / "summary.json")
+
+    def has_run(self) -> bool:
+        return any((self.path / n).exists() for n in ("config.yaml", "last.pt", "metrics.csv"))
+
+    def is_complete(self) -> bool:
+        return self.summary.is_file()
+
+    def write_config(self, tree: dict[str, Any]) -> None:
+        _atomic_write_text(self.config, yaml.safe_dump(tree, sort_keys=False))
+
+    def read_metrics(self) -> list[dict[str, str]]:
+        if not self.metrics.is_file():
+            return []
+        with self.metrics.open(newline="") as f:
+            return list(csv.DictReader(f))
+
+    def truncate_metrics(self, last_epoch: int) -> None:
+        """Keep rows up to ``last_epoch`` (rows past a checkpoint are from a lost epoch)."""
+        rows = [r for r in self.read_metrics() if int(r["epoch"]) <= last_epoch]
+        self._write_rows(rows)
+
+    def append_metrics(self, row: dict[str, Any]) -> None:
+        self._write_rows([*self.read_metrics(), row])
+
+    def _write_rows(self, rows: list[dict[str, Any]]) -> None:
+        tmp = self.metrics.with_name(".metrics.csv.tmp")
+        with tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=METRIC_FIELDS)
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({k: _fmt(row.get(k, "")) for k in METRIC_FIELDS})
+        os.replace(tmp, self.metrics)
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        _atomic_write_text(self.summary, json.dumps(summary, indent=2) + "\n")
+
+
+def _fmt(value: Any) -> Any:
+    return f"{value:.6g}" if isinstance(value, float) else value
