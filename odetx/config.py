@@ -30,6 +30,7 @@ class ModelConfig:
     heads: int | None = None
     mlp_ratio: float | None = None
     patch_size: int | None = None
+    pool: str = "cls"  # "cls" token or "mean" over tokens
     shared_norm: bool = False
     qkv_bias: bool = True
     dropout: float = 0.0
@@ -51,6 +52,7 @@ class SolverConfig:
 class DataConfig:
     name: str = "digits"
     root: str | None = None
+    augment: bool = True  # train split only; evaluation never augments
     num_workers: int = 0
 
 

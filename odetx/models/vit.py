@@ -23,6 +23,7 @@ class ViT(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, n_patches + 1, model.dim))
         self.pos_drop = nn.Dropout(model.dropout)
         self.stack = ODEStack(model, solver)
+        self.pool = model.pool
         self.norm = nn.LayerNorm(model.dim)
         self.head = nn.Linear(model.dim, info.num_classes)
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
@@ -34,4 +35,5 @@ class ViT(nn.Module):
         cls = self.cls_token.expand(x.shape[0], -1, -1)  # (B, 1, dim)
         x = self.pos_drop(torch.cat([cls, x], dim=1) + self.pos_embed)  # (B, 1 + N, dim)
         x = self.norm(self.stack(x))
-        return self.head(x[:, 0])  # (B, classes)
+        pooled = x[:, 1:].mean(dim=1) if self.pool == "mean" else x[:, 0]  # (B, dim)
+        return self.head(pooled)  # (B, classes)
