@@ -20,16 +20,18 @@ ADAPTIVE_METHODS = ("dopri5", "bosh3", "adaptive_heun", "dopri8")
 class _SubField(nn.Module):
     """``f(t, x)`` for one sub-field, counting its calls (forward and adjoint backward alike)."""
 
-    def __init__(self, field: nn.Module) -> None:
+    def __init__(self, field: nn.Module, which: int) -> None:
         super().__init__()
         object.__setattr__(self, "field", field)
-        self.which = 2
+        # Fixed per instance: the adjoint calls this again during backward, long
+        # after the forward pass has moved on to the next sub-flow.
+        self.which = which
         self.mask: Tensor | None = None
         self.calls = 0.0
 
     def forward(self, t: Tensor, x: Tensor) -> Tensor:
         self.calls += FIELD_WEIGHT[self.which]
-        return self.field(self.which, float(t), x, self.mask)
+        return self.field(self.which, float(t.detach()), x, self.mask)
 
 
 class AdaptiveIntegrator(nn.Module):
@@ -57,7 +59,7 @@ class AdaptiveIntegrator(nn.Module):
         self.field = field
         # Not registered as a child: the weights live under ``field`` so state
         # dicts match the fixed-step integrator's and solvers can be swapped.
-        object.__setattr__(self, "func", _SubField(field))
+        object.__setattr__(self, "funcs", [_SubField(field, w) for w, _ in substeps])
         self.method = method
         self.substeps = list(substeps)
         self.steps = steps
@@ -66,7 +68,7 @@ class AdaptiveIntegrator(nn.Module):
         self.max_num_steps = max_num_steps
         self.adjoint = adjoint
 
-    def _solve(self, x: Tensor, ta: float, tb: float) -> Tensor:
+    def _solve(self, func: _SubField, x: Tensor, ta: float, tb: float) -> Tensor:
         t = torch.tensor([ta, tb], dtype=x.dtype, device=x.device)
         kwargs = dict(
             rtol=self.rtol,
@@ -78,10 +80,10 @@ class AdaptiveIntegrator(nn.Module):
             if self.adjoint:
                 params = tuple(p for p in self.field.parameters() if p.requires_grad)
                 return odeint_adjoint(
-                    self.func, x, t, adjoint_params=params,
+                    func, x, t, adjoint_params=params,
                     adjoint_options={"max_num_steps": self.max_num_steps}, **kwargs,
                 )[-1]
-            return odeint(self.func, x, t, **kwargs)[-1]
+            return odeint(func, x, t, **kwargs)[-1]
         except AssertionError as e:
             if "max_num_steps" not in str(e):
                 raise
@@ -92,18 +94,19 @@ class AdaptiveIntegrator(nn.Module):
             ) from None
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        self.func.mask = mask
+        for func in self.funcs:
+            func.mask = mask
         h = (self.t1 - self.t0) / self.steps
         for n in range(self.steps):
             t = self.t0 + n * h
-            for which, frac in self.substeps:
-                self.func.which = which
-                x = self._solve(x, t, t + frac * h)
+            for func, (_, frac) in zip(self.funcs, self.substeps):
+                x = self._solve(func, x, t, t + frac * h)
         return x
 
     def nfe(self) -> float:
         """Field evaluations since the last :meth:`reset_nfe` (forward and adjoint)."""
-        return self.func.calls
+        return sum(func.calls for func in self.funcs)
 
     def reset_nfe(self) -> None:
-        self.func.calls = 0.0
+        for func in self.funcs:
+            func.calls = 0.0

@@ -1,0 +1,3 @@
+from odetx.cli.app import main
+
+main()

@@ -1,0 +1,57 @@
+"""The ``odetx`` command: wiring only; each subcommand lives in its own module."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import typer
+
+from odetx.cli.display import err_console
+from odetx.errors import OdetxError
+
+app = typer.Typer(
+    name="odetx",
+    help="Train, evaluate, compare and export transformers read as ODE integrators.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def fail(message: str, code: int) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def command(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn odetx errors and Ctrl-C into one line and an exit code, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except OdetxError as e:
+            fail(str(e), e.exit_code)
+        except KeyboardInterrupt:
+            fail("interrupted; files already written are kept", 130)
+
+    return wrapper
+
+
+def _register() -> None:
+    from odetx.cli import evaluate, listing, train
+
+    app.command("train")(command(train.train))
+    app.command("eval")(command(evaluate.eval_cmd))
+    app.command("list")(command(listing.list_cmd))
+
+
+_register()
+
+
+def main() -> None:
+    sys.exit(app())

@@ -1,0 +1,109 @@
+"""Rich rendering: tables, a live progress bar on terminals, plain lines elsewhere."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fmt(value: Any) -> str:
+    if isinstance(value, float):
+        if value == int(value) and abs(value) < 1e6:
+            return str(int(value))
+        return f"{value:.4g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return "—" if value is None else str(value)
+
+
+def kv_table(title: str, rows: dict[str, Any]) -> Table:
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in rows.items():
+        table.add_row(key, fmt(value))
+    return table
+
+
+def solver_label(solver) -> str:
+    if solver.rtol is not None:
+        return f"{solver.method} (rtol {solver.rtol:g}, atol {solver.atol:g})"
+    return f"{solver.method} ({solver.steps} step{'s' if solver.steps != 1 else ''})"
+
+
+class RichReporter:
+    """Renders training events; animated only when stdout is a terminal."""
+
+    def __init__(self, con: Console | None = None) -> None:
+        self.console = con or console
+        self.live = self.console.is_terminal
+        self.progress: Progress | None = None
+        self.task = None
+        self.epochs = 0
+
+    def start(self, info: dict[str, Any]) -> None:
+        rows = {k: v for k, v in info.items() if k != "resumed_from_epoch"}
+        if info.get("resumed_from_epoch") is not None:
+            rows["resumed from epoch"] = info["resumed_from_epoch"]
+        self.console.print(kv_table("odetx train", rows))
+
+    def epoch_start(self, epoch: int, epochs: int, batches: int) -> None:
+        self.epochs = epochs
+        if not self.live:
+            return
+        self.progress = Progress(
+            TextColumn(f"epoch {epoch}/{epochs}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[stats]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+        )
+        self.progress.start()
+        self.task = self.progress.add_task("train", total=batches, stats="")
+
+    def batch(self, done: int, stats: dict[str, float]) -> None:
+        if self.progress is None:
+            return
+        text = (
+            f"loss {stats['loss']:.4f} acc {stats['acc']:.3f} "
+            f"nfe {fmt(stats['nfe'])} {stats['samples_per_s']:.0f} samples/s"
+        )
+        self.progress.update(self.task, completed=done, stats=text)
+
+    def epoch_end(self, row: dict[str, Any]) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+        self.console.print(
+            f"epoch {row['epoch']}/{self.epochs}  "
+            f"train loss {row['train_loss']:.4f} acc {row['train_acc']:.3f}  "
+            f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.3f}  "
+            f"lr {row['lr']:.2e}  nfe {fmt(row['nfe_forward'])}/{fmt(row['nfe_backward'])}  "
+            f"{row['samples_per_s']:.0f} samples/s  {row['seconds']:.1f}s",
+            highlight=False,
+        )
+
+    def finish(self, summary: dict[str, Any]) -> None:
+        test = summary["test"]
+        self.console.print(
+            kv_table(
+                "results",
+                {
+                    "test acc (best val epoch)": f"{test['acc']:.4f}",
+                    "test loss": f"{test['loss']:.4f}",
+                    "test acc (last epoch)": f"{summary['test_last']['acc']:.4f}",
+                    "best val acc": f"{summary['best_val_acc']:.4f} (epoch {summary['best_epoch']})",
+                    "NFE per forward": summary["nfe_forward"],
+                    "params": summary["params"],
+                    "wall time": f"{summary['wall_time_s']:.1f}s",
+                },
+            )
+        )

@@ -1,0 +1,43 @@
+"""``odetx list``: what the registries hold."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from odetx.cli.display import console
+from odetx.data import DATASETS
+from odetx.models import PRESETS, SCHEMES
+from odetx.solvers import SOLVERS
+
+
+def list_cmd() -> None:
+    """List the registered schemes, solvers, datasets and presets."""
+    t = Table(title="schemes (--arch)", title_justify="left")
+    for col in ("name", "splitting order", "layer step"):
+        t.add_column(col)
+    for name, s in SCHEMES.items():
+        t.add_row(name, "unsplit" if s.order == 0 else str(s.order), s.description)
+    console.print(t)
+
+    t = Table(title="solvers (--solver)", title_justify="left")
+    for col in ("name", "order", "kind", "stages", "from"):
+        t.add_column(col)
+    for name, s in SOLVERS.items():
+        kind = "adaptive" if s.adaptive else "fixed-step"
+        t.add_row(name, str(s.order), kind, str(s.stages or "—"), s.source)
+    console.print(t)
+
+    t = Table(title="datasets (--dataset)", title_justify="left")
+    for col in ("name", "what", "source"):
+        t.add_column(col)
+    for name, d in DATASETS.items():
+        t.add_row(name, d.description, d.source)
+    console.print(t)
+
+    t = Table(title="presets (--model)", title_justify="left")
+    for col in ("name", "backbone", "depth", "dim", "heads", "mlp ratio", "patch", "note"):
+        t.add_column(col)
+    for name, p in PRESETS.items():
+        t.add_row(name, p.backbone, str(p.depth), str(p.dim), str(p.heads), f"{p.mlp_ratio:g}",
+                  str(p.patch_size), p.description)
+    console.print(t)

@@ -1,0 +1,66 @@
+"""Options shared across commands, declared once; choices come from the registries."""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from odetx.data import DATASETS
+from odetx.models import PRESETS, SCHEMES
+from odetx.solvers import SOLVERS
+
+MODEL, SOLVER, DATA, OPTIM, OUTPUT = "Model", "Solver", "Data", "Optimisation", "Output"
+
+
+def _choices(name: str, names: list[str]) -> type[enum.Enum]:
+    return enum.Enum(name, {n: n for n in names}, type=str)
+
+
+Arch = _choices("Arch", SCHEMES.names())
+Method = _choices("Method", SOLVERS.names())
+Dataset = _choices("Dataset", DATASETS.names())
+PresetName = _choices("PresetName", PRESETS.names())
+
+ArchOpt = Annotated[Optional[Arch], typer.Option("--arch", help="Splitting scheme.", rich_help_panel=MODEL)]
+PresetOpt = Annotated[
+    Optional[PresetName], typer.Option("--model", help="Model preset.", rich_help_panel=MODEL)
+]
+DepthOpt = Annotated[Optional[int], typer.Option(help="Equivalent layers D.", rich_help_panel=MODEL)]
+GroupsOpt = Annotated[
+    Optional[int],
+    typer.Option(help="Weight-sharing groups G (divides depth; 1 = fully shared).", rich_help_panel=MODEL),
+]
+SolverOpt = Annotated[Optional[Method], typer.Option("--solver", help="ODE solver.", rich_help_panel=SOLVER)]
+StepsOpt = Annotated[
+    Optional[int], typer.Option(help="Solver steps per group (fixed-step).", rich_help_panel=SOLVER)
+]
+RtolOpt = Annotated[Optional[float], typer.Option(help="Relative tolerance (adaptive).", rich_help_panel=SOLVER)]
+AtolOpt = Annotated[Optional[float], typer.Option(help="Absolute tolerance (adaptive).", rich_help_panel=SOLVER)]
+AdjointOpt = Annotated[
+    Optional[bool],
+    typer.Option("--adjoint/--no-adjoint", help="Backpropagate with the adjoint method.", rich_help_panel=SOLVER),
+]
+DatasetOpt = Annotated[Optional[Dataset], typer.Option("--dataset", help="Dataset.", rich_help_panel=DATA)]
+DataDirOpt = Annotated[
+    Optional[Path], typer.Option("--data-dir", help="Folder holding the dataset files.", rich_help_panel=DATA)
+]
+BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", help="Batch size.", rich_help_panel=OPTIM)]
+DeviceOpt = Annotated[
+    Optional[str], typer.Option(help="cpu, cuda, cuda:N or auto.", rich_help_panel=OPTIM)
+]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print one machine-readable JSON result.", rich_help_panel=OUTPUT)
+]
+
+
+def solver_overrides(solver, steps, rtol, atol) -> dict:
+    """The solver flags given on the command line, as config fields."""
+    return {
+        "method": solver.value if solver is not None else None,
+        "steps": steps,
+        "rtol": rtol,
+        "atol": atol,
+    }

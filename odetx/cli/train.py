@@ -1,0 +1,89 @@
+"""``odetx train``: build a config from file and flags, then run the trainer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from odetx.cli import options as o
+from odetx.cli.display import RichReporter, console
+from odetx.config import build_config, parse_set
+from odetx.training import Trainer, prepare_resume
+
+DEFAULT_RUNS = Path("runs")
+
+
+def default_out(cfg) -> Path:
+    from datetime import datetime
+
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return DEFAULT_RUNS / f"{cfg.data.name}-{cfg.model.arch}-{cfg.solver.method}-{stamp}"
+
+
+def train(
+    config: Annotated[
+        Optional[Path], typer.Option("-c", "--config", help="YAML config file.", rich_help_panel=o.OUTPUT)
+    ] = None,
+    arch: o.ArchOpt = None,
+    model: o.PresetOpt = None,
+    depth: o.DepthOpt = None,
+    groups: o.GroupsOpt = None,
+    solver: o.SolverOpt = None,
+    steps: o.StepsOpt = None,
+    rtol: o.RtolOpt = None,
+    atol: o.AtolOpt = None,
+    adjoint: o.AdjointOpt = None,
+    dataset: o.DatasetOpt = None,
+    data_dir: o.DataDirOpt = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Epochs.", rich_help_panel=o.OPTIM)] = None,
+    batch_size: o.BatchOpt = None,
+    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate.", rich_help_panel=o.OPTIM)] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed.", rich_help_panel=o.OPTIM)] = None,
+    device: o.DeviceOpt = None,
+    out: Annotated[
+        Optional[Path], typer.Option(help="Run directory (default runs/<name>-<time>).", rich_help_panel=o.OUTPUT)
+    ] = None,
+    resume: Annotated[
+        Optional[Path],
+        typer.Option(help="Continue a run: its directory or a checkpoint.", rich_help_panel=o.OUTPUT),
+    ] = None,
+    set_: Annotated[
+        Optional[list[str]],
+        typer.Option("--set", help="Any config field: --set model.dim=96 (repeatable).", rich_help_panel=o.OUTPUT),
+    ] = None,
+) -> None:
+    """Train a model. With no arguments: vit-micro, parallel scheme, Euler, on the embedded digits."""
+    flags = {
+        "model.arch": arch.value if arch else None,
+        "model.preset": model.value if model else None,
+        "model.depth": depth,
+        "model.groups": groups,
+        "solver.method": solver.value if solver else None,
+        "solver.steps": steps,
+        "solver.rtol": rtol,
+        "solver.atol": atol,
+        "solver.adjoint": adjoint,
+        "data.name": dataset.value if dataset else None,
+        "data.root": str(data_dir) if data_dir else None,
+        "train.epochs": epochs,
+        "train.batch_size": batch_size,
+        "train.lr": lr,
+        "train.seed": seed,
+        "train.device": device,
+        "train.out": str(out) if out else None,
+    }
+    overrides = {k: v for k, v in flags.items() if v is not None}
+    overrides.update(parse_set(set_ or []))
+    if resume is not None:
+        if config is not None:
+            raise typer.BadParameter("--config cannot be combined with --resume (the run has its own)")
+        cfg, ckpt, run_dir = prepare_resume(resume, overrides)
+    else:
+        cfg, ckpt = build_config(config, overrides), None
+        run_dir = Path(cfg.train.out) if cfg.train.out else default_out(cfg)
+    summary = Trainer(cfg, run_dir, ckpt=ckpt, reporter=RichReporter()).fit()
+    console.print(f"run saved in [bold]{run_dir}[/] (config.yaml, metrics.csv, last.pt, best.pt, summary.json)")
+    console.print(f"evaluate it: odetx eval {run_dir}/best.pt", highlight=False)
+    del summary

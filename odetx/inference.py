@@ -1,0 +1,65 @@
+"""Rebuild a trained model from its checkpoint alone, optionally with another solver."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from odetx.config import Config, SolverConfig, from_dict
+from odetx.data.base import DataInfo
+from odetx.errors import CheckpointError, ConfigError
+from odetx.models import build_model
+from odetx.solvers import resolve_solver, validate_solver
+from odetx.training.checkpoint import load_checkpoint, resolve_checkpoint_path
+from odetx.training.loop import resolve_device
+
+
+@dataclass
+class LoadedModel:
+    model: nn.Module
+    config: Config
+    info: DataInfo
+    trained_solver: SolverConfig
+    solver: SolverConfig
+    path: Path
+
+    @property
+    def overridden(self) -> bool:
+        return self.solver != self.trained_solver
+
+
+def override_solver(trained: SolverConfig, overrides: dict[str, Any]) -> SolverConfig:
+    """The trained solver with ``overrides``; naming a new method starts from its defaults."""
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    base = trained
+    if "method" in overrides and overrides["method"] != trained.method:
+        base = SolverConfig(method=overrides["method"], adjoint=False)
+    cfg = from_dict(SolverConfig, {**dataclasses.asdict(base), **overrides}, "solver.")
+    validate_solver(cfg)
+    return resolve_solver(cfg)
+
+
+def load_model(
+    checkpoint: str | Path, solver_overrides: dict[str, Any] | None = None, device: str = "cpu"
+) -> LoadedModel:
+    """Load ``checkpoint`` (a file or a run directory, then its ``best.pt``)."""
+    path = resolve_checkpoint_path(checkpoint, "best.pt")
+    ckpt = load_checkpoint(path)
+    try:
+        config = from_dict(Config, ckpt["config"])
+        info = from_dict(DataInfo, ckpt["data_info"])
+    except ConfigError as e:
+        raise CheckpointError(f"{path} carries an invalid config ({e})") from None
+    solver = override_solver(config.solver, solver_overrides or {})
+    model = build_model(config.model, solver, info)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as e:
+        first = str(e).splitlines()[0]
+        raise CheckpointError(f"{path}: weights do not fit the model it describes ({first})") from None
+    model.to(resolve_device(device)).eval()
+    return LoadedModel(model, config, info, resolve_solver(config.solver), solver, path)
