@@ -194,7 +194,10 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise ConfigError("--config", f"{p} is not valid YAML{where}") from None
+        problem = getattr(e, "problem", None)
+        raise ConfigError(
+            "--config", f"{p} is not valid YAML{where}{': ' + problem if problem else ''}"
+        ) from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -89,6 +89,7 @@ class RichReporter:
             f"lr {row['lr']:.2e}  nfe {fmt(row['nfe_forward'])}/{fmt(row['nfe_backward'])}  "
             f"{row['samples_per_s']:.0f} samples/s  {row['seconds']:.1f}s",
             highlight=False,
+            soft_wrap=True,
         )
 
     def finish(self, summary: dict[str, Any]) -> None:

@@ -55,13 +55,20 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     p = Path(path)
     if not p.is_file():
         raise CheckpointError(f"no checkpoint at {p}")
+    with p.open("rb") as f:
+        magic = f.read(4)
+    if magic != b"PK\x03\x04":  # torch.save writes a zip archive
+        raise CheckpointError(f"cannot read {p}: the file is corrupt or truncated (not a torch archive)")
     try:
         ckpt = torch.load(p, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsupported content"
+        detail = next(
+            (ln.split("error:", 1)[1].strip() for ln in str(e).splitlines() if "Unpickler error:" in ln),
+            "unsupported content",
+        )
         raise CheckpointError(
             f"refused {p}: it holds objects other than tensors and plain data, and odetx "
-            f"loads checkpoints with weights_only=True only ({first})"
+            f"loads checkpoints with weights_only=True only ({detail})"
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
         raise CheckpointError(

@@ -1,0 +1,141 @@
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from odetx.cli import train as train_module
+from odetx.cli.app import app
+from odetx.data import DATASETS
+from odetx.models import PRESETS, SCHEMES
+from odetx.solvers import SOLVERS
+from odetx.training import Trainer
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def captured(monkeypatch):
+    seen = {}
+
+    class FakeTrainer:
+        def __init__(self, cfg, run_dir, ckpt=None, reporter=None):
+            seen.update(cfg=cfg, run_dir=run_dir, ckpt=ckpt)
+
+        def fit(self):
+            return {}
+
+    monkeypatch.setattr(train_module, "Trainer", FakeTrainer)
+    return seen
+
+
+def test_flags_file_and_set_reach_the_config(tmp_path, captured):
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("model:\n  arch: strang\n  depth: 8\ntrain:\n  epochs: 3\n")
+    result = invoke(
+        "train", "-c", cfg_file, "--depth", 4, "--groups", 2, "--solver", "rk4", "--steps", 3,
+        "--epochs", 5, "--lr", 0.01, "--seed", 7, "--out", tmp_path / "r", "--set", "model.dim=32",
+    )
+    assert result.exit_code == 0, result.output
+    cfg = captured["cfg"]
+    assert cfg.model.arch == "strang"  # from the file
+    assert (cfg.model.depth, cfg.model.groups, cfg.model.dim) == (4, 2, 32)  # flags win
+    assert (cfg.solver.method, cfg.solver.steps) == ("rk4", 3)
+    assert (cfg.train.epochs, cfg.train.lr, cfg.train.seed) == (5, 0.01, 7)
+    assert str(captured["run_dir"]) == str(tmp_path / "r")
+
+
+def test_no_arguments_is_the_embedded_default(captured):
+    assert invoke("train").exit_code == 0
+    cfg = captured["cfg"]
+    assert (cfg.data.name, cfg.model.preset, cfg.model.arch, cfg.solver.method) == (
+        "digits", "vit-micro", "parallel", "euler"
+    )
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--groups", "3"], "model.groups: 3 does not divide model.depth 4"),
+        (["--rtol", "1e-3"], "solver.rtol: applies to adaptive solvers"),
+        (["--steps", "0"], "solver.steps: must be a positive integer"),
+        (["--set", "model.depht=3"], "model.depht: unknown key"),
+        (["--set", "train.lr=fast"], "train.lr: expected float"),
+        (["-c", "missing.yaml"], "no such file"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(captured, args, needle):
+    result = invoke("train", *args)
+    assert result.exit_code == 2
+    assert needle in result.output
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert "cfg" not in captured  # refused before any work started
+
+
+def test_unknown_choice_is_a_usage_error(captured):
+    result = invoke("train", "--arch", "leapfrog")
+    assert result.exit_code == 2 and "leapfrog" in result.output
+
+
+def test_list_shows_every_registry_entry():
+    result = invoke("list")
+    assert result.exit_code == 0
+    for name in [*SCHEMES, *SOLVERS, *DATASETS, *PRESETS]:
+        assert name in result.output
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    from odetx.config import build_config
+    from tests.conftest import TINY
+
+    run = tmp_path_factory.mktemp("cli") / "run"
+    Trainer(build_config(overrides={**TINY, "train.epochs": 2}), run).fit()
+    return run
+
+
+def test_eval_json_is_one_machine_readable_record(trained_run):
+    result = invoke("eval", trained_run / "best.pt", "--json")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.output)
+    summary = json.loads((trained_run / "summary.json").read_text())
+    assert record["acc"] == pytest.approx(summary["test"]["acc"])
+    assert record["split"] == "test" and record["solver_overridden"] is False
+    assert record["nfe"] == 2.0
+
+
+def test_eval_with_another_solver_says_so(trained_run):
+    result = invoke("eval", trained_run, "--solver", "rk4", "--steps", 2)
+    assert result.exit_code == 0, result.output
+    assert "integrating with rk4 (2 steps)" in result.output
+    assert "trained with euler (1 step)" in result.output
+    record = json.loads(invoke("eval", trained_run, "--solver", "rk4", "--steps", 2, "--json").output)
+    assert record["nfe"] == 2 * 2 * 4  # groups x steps x stages
+    assert record["solver_overridden"] is True
+
+
+def test_eval_refuses_bad_checkpoints(tmp_path, trained_run):
+    result = invoke("eval", tmp_path / "nope.pt")
+    assert result.exit_code == 1 and "no checkpoint" in result.output
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes((trained_run / "best.pt").read_bytes()[:1000])
+    result = invoke("eval", bad)
+    assert result.exit_code == 1 and "corrupt or truncated" in result.output
+    assert "Traceback" not in result.output
+    result = invoke("eval", trained_run, "--solver", "euler", "--rtol", "1e-3")
+    assert result.exit_code == 2 and "solver.rtol" in result.output
+
+
+def test_resume_continues_the_run(trained_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "copy"
+    shutil.copytree(trained_run, run)
+    result = invoke("train", "--resume", run, "--epochs", 3)
+    assert result.exit_code == 0, result.output
+    assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 3
