@@ -31,3 +31,9 @@ class SolverError(OdetxError):
 
 class TrainingError(OdetxError):
     """Training stopped for a reason the user must act on (e.g. a non-finite loss)."""
+
+
+class Interrupted(OdetxError):
+    """Ctrl-C during training: the message says what was kept and how to resume."""
+
+    exit_code = 130

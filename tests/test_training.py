@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from odetx.errors import ConfigError, TrainingError
+from odetx.errors import ConfigError, Interrupted, TrainingError
 from odetx.training import Trainer, load_checkpoint, prepare_resume
 
 
@@ -32,7 +32,7 @@ def test_resume_gives_identical_weights(tmp_path, tiny_config):
         if epoch == 2:
             raise KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Interrupted, match="holds epoch 2 of 4.*--resume"):
         Trainer(cfg, tmp_path / "resumed", callbacks=[interrupt_after_two]).fit()
     assert load_checkpoint(tmp_path / "resumed" / "last.pt")["epoch"] == 2
     cfg2, ckpt, run_dir = prepare_resume(tmp_path / "resumed", {})

@@ -78,10 +78,13 @@ class RichReporter:
         )
         self.progress.update(self.task, completed=done, stats=text)
 
-    def epoch_end(self, row: dict[str, Any]) -> None:
+    def close(self) -> None:
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
+
+    def epoch_end(self, row: dict[str, Any]) -> None:
+        self.close()
         self.console.print(
             f"epoch {row['epoch']}/{self.epochs}  "
             f"train loss {row['train_loss']:.4f} acc {row['train_acc']:.3f}  "

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 from odetx.config import Config, build_config
 from odetx.data import DATASETS
 from odetx.data.base import DataInfo
-from odetx.errors import ConfigError, TrainingError
+from odetx.errors import ConfigError, Interrupted, TrainingError
 from odetx.models import build_model, count_params, resolve_model
 from odetx.solvers import resolve_solver
 from odetx.training.checkpoint import load_checkpoint, resolve_checkpoint_path, save_checkpoint
@@ -177,7 +177,7 @@ class Trainer:
             if not math.isfinite(loss.item()):
                 raise TrainingError(
                     f"non-finite loss ({loss.item()}) at epoch {self.epoch + 1}, batch {i + 1}; "
-                    f"stopped, and {self.run.last} still holds epoch {self.epoch}. "
+                    f"stopped, and {self.run.last} still holds epoch {self.saved_epoch}. "
                     "Try a lower --lr, more solver steps or a smaller model"
                 )
             self.optimizer.zero_grad(set_to_none=True)
@@ -236,6 +236,22 @@ class Trainer:
             }
         )
         started = time.perf_counter()
+        self.saved_epoch = self.epoch
+        try:
+            self._epochs(started)
+        except KeyboardInterrupt:
+            if self.saved_epoch == 0:
+                raise Interrupted("interrupted before the first epoch finished; nothing to resume") from None
+            raise Interrupted(
+                f"interrupted; {self.run.last} holds epoch {self.saved_epoch} of {cfg.train.epochs}; "
+                f"continue with: odetx train --resume {self.run.path}"
+            ) from None
+        finally:
+            self.reporter.close()
+        return self._finish(self.wall_before + time.perf_counter() - started)
+
+    def _epochs(self, started: float) -> None:
+        cfg = self.cfg
         while self.epoch < cfg.train.epochs:
             row = self._train_epoch()
             self.epoch += 1
@@ -250,10 +266,10 @@ class Trainer:
             if improved:
                 save_checkpoint(self.run.best, payload)
             self.run.append_metrics(row)
+            self.saved_epoch = self.epoch
             self.reporter.epoch_end(row)
             for callback in self.callbacks:
                 callback(self.epoch, row)
-        return self._finish(self.wall_before + time.perf_counter() - started)
 
     def _finish(self, wall: float) -> dict[str, Any]:
         last = evaluate(self.model, self.test_loader, self.device)

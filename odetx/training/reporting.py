@@ -11,6 +11,7 @@ class Reporter(Protocol):
     def batch(self, done: int, stats: dict[str, float]) -> None: ...
     def epoch_end(self, row: dict[str, Any]) -> None: ...
     def finish(self, summary: dict[str, Any]) -> None: ...
+    def close(self) -> None: ...
 
 
 class NullReporter:
@@ -27,4 +28,7 @@ class NullReporter:
         pass
 
     def finish(self, summary: dict[str, Any]) -> None:
+        pass
+
+    def close(self) -> None:
         pass

@@ -41,7 +41,8 @@ class RunDir:
     summary = property(lambda self: self.path / "summary.json")
 
     def has_run(self) -> bool:
-        return any((self.path / n).exists() for n in ("config.yaml", "last.pt", "metrics.csv"))
+        """True once an epoch has been saved (a run stopped before that holds nothing to keep)."""
+        return self.last.exists() or self.metrics.exists()
 
     def is_complete(self) -> bool:
         return self.summary.is_file()
