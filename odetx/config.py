@@ -50,10 +50,26 @@ class SolverConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
+    """Which dataset and how to read, download or generate it.
+
+    The sequence fields shape the generated sets (``listops``, ``parity``) and,
+    through ``max_len``, the padding every token dataset is cut to.
+    """
+
     name: str = "digits"
     root: str | None = None
+    download: bool = False  # fetch missing torchvision files into ``root``
     augment: bool = True  # train split only; evaluation never augments
     num_workers: int = 0
+    seq_len_min: int = 16  # generated sequence length range (tokens; listops counts no parentheses)
+    seq_len_max: int = 64
+    max_len: int = 0  # padded length of token datasets; 0 means seq_len_max
+    max_depth: int = 4  # listops: deepest operator nesting (LRA: 10)
+    max_args: int = 5  # listops: most arguments per operator (LRA: 10)
+    train_size: int = 10_000  # generated examples per split
+    val_size: int = 1_000
+    test_size: int = 1_000
+    seed: int = 0  # generated datasets only; image validation splits use a fixed seed
 
 
 @dataclass(frozen=True)
@@ -201,7 +217,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError("--config", f"{p} must hold a mapping of sections, got {type(data).__name__}")
+        raise ConfigError(
+            "--config", f"{p} must hold a mapping of sections, got {type(data).__name__}"
+        )
     return data
 
 

@@ -26,10 +26,30 @@ class LoadedModel:
     trained_solver: SolverConfig
     solver: SolverConfig
     path: Path
+    state: dict = dataclasses.field(repr=False, default_factory=dict)
 
     @property
     def overridden(self) -> bool:
         return self.solver != self.trained_solver
+
+    def rebuild(self, solver: SolverConfig, arch: str | None = None) -> nn.Module:
+        """The trained weights in a new model integrated by ``solver`` (and scheme ``arch``).
+
+        Every scheme and solver shares one parameter layout, so the weights fit any of them.
+        """
+        model_cfg = self.config.model
+        if arch is not None:
+            model_cfg = dataclasses.replace(model_cfg, arch=arch)
+        model = build_model(model_cfg, solver, self.info)
+        try:
+            model.load_state_dict(self.state)
+        except RuntimeError as e:
+            first = str(e).splitlines()[0]
+            raise CheckpointError(
+                f"{self.path}: weights do not fit the model it describes ({first})"
+            ) from None
+        device = next(self.model.parameters()).device if self.model is not None else "cpu"
+        return model.to(device).eval()
 
 
 def override_solver(trained: SolverConfig, overrides: dict[str, Any]) -> SolverConfig:
@@ -55,11 +75,8 @@ def load_model(
     except ConfigError as e:
         raise CheckpointError(f"{path} carries an invalid config ({e})") from None
     solver = override_solver(config.solver, solver_overrides or {})
-    model = build_model(config.model, solver, info)
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as e:
-        first = str(e).splitlines()[0]
-        raise CheckpointError(f"{path}: weights do not fit the model it describes ({first})") from None
-    model.to(resolve_device(device)).eval()
-    return LoadedModel(model, config, info, resolve_solver(config.solver), solver, path)
+    loaded = LoadedModel(
+        None, config, info, resolve_solver(config.solver), solver, path, ckpt["model"]
+    )
+    loaded.model = loaded.rebuild(solver).to(resolve_device(device))
+    return loaded

@@ -16,6 +16,8 @@ TINY = {
 @pytest.fixture
 def tiny_config():
     def make(**overrides):
-        return build_config(overrides={**TINY, **{k.replace("__", "."): v for k, v in overrides.items()}})
+        return build_config(
+            overrides={**TINY, **{k.replace("__", "."): v for k, v in overrides.items()}}
+        )
 
     return make

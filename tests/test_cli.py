@@ -37,8 +37,27 @@ def test_flags_file_and_set_reach_the_config(tmp_path, captured):
     cfg_file = tmp_path / "c.yaml"
     cfg_file.write_text("model:\n  arch: strang\n  depth: 8\ntrain:\n  epochs: 3\n")
     result = invoke(
-        "train", "-c", cfg_file, "--depth", 4, "--groups", 2, "--solver", "rk4", "--steps", 3,
-        "--epochs", 5, "--lr", 0.01, "--seed", 7, "--out", tmp_path / "r", "--set", "model.dim=32",
+        "train",
+        "-c",
+        cfg_file,
+        "--depth",
+        4,
+        "--groups",
+        2,
+        "--solver",
+        "rk4",
+        "--steps",
+        3,
+        "--epochs",
+        5,
+        "--lr",
+        0.01,
+        "--seed",
+        7,
+        "--out",
+        tmp_path / "r",
+        "--set",
+        "model.dim=32",
     )
     assert result.exit_code == 0, result.output
     cfg = captured["cfg"]
@@ -53,7 +72,10 @@ def test_no_arguments_is_the_embedded_default(captured):
     assert invoke("train").exit_code == 0
     cfg = captured["cfg"]
     assert (cfg.data.name, cfg.model.preset, cfg.model.arch, cfg.solver.method) == (
-        "digits", "vit-micro", "parallel", "euler"
+        "digits",
+        "vit-micro",
+        "parallel",
+        "euler",
     )
 
 
@@ -114,7 +136,9 @@ def test_eval_with_another_solver_says_so(trained_run):
     assert result.exit_code == 0, result.output
     assert "integrating with rk4 (2 steps)" in result.output
     assert "trained with euler (1 step)" in result.output
-    record = json.loads(invoke("eval", trained_run, "--solver", "rk4", "--steps", 2, "--json").output)
+    record = json.loads(
+        invoke("eval", trained_run, "--solver", "rk4", "--steps", 2, "--json").output
+    )
     assert record["nfe"] == 2 * 2 * 4  # groups x steps x stages
     assert record["solver_overridden"] is True
 

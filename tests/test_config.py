@@ -29,7 +29,9 @@ def test_order_is_defaults_then_file_then_flags(tmp_path):
 
 
 def test_set_reaches_any_field_with_yaml_scalars():
-    cfg = build_config(overrides=parse_set(["model.dropout=0.1", "solver.method=rk4", "model.shared_norm=true"]))
+    cfg = build_config(
+        overrides=parse_set(["model.dropout=0.1", "solver.method=rk4", "model.shared_norm=true"])
+    )
     assert cfg.model.dropout == 0.1 and cfg.solver.method == "rk4" and cfg.model.shared_norm is True
 
 
@@ -58,7 +60,9 @@ def test_bad_configs_fail_naming_the_key(tmp_path, text, key):
 
 
 def test_bad_yaml_and_missing_file(tmp_path):
-    with pytest.raises(ConfigError, match=r"not valid YAML \(line 3, column 1\): expected ',' or ']'"):
+    with pytest.raises(
+        ConfigError, match=r"not valid YAML \(line 3, column 1\): expected ',' or ']'"
+    ):
         read_yaml(write(tmp_path, "model:\n  arch: [parallel\n"))
     with pytest.raises(ConfigError, match="no such file"):
         read_yaml(tmp_path / "missing.yaml")

@@ -30,8 +30,13 @@ def test_nfe_equals_torchdiffeq_count_for_the_unsplit_field():
 
     expected = odeint(f, y0, torch.tensor([0.0, 3.0]), method="dopri5", rtol=1e-5, atol=1e-6)[-1]
     block = AdaptiveIntegrator(
-        FunctionField(lambda t, y: torch.tanh(y @ w)), "dopri5", UNSPLIT, t0=0.0, t1=3.0,
-        rtol=1e-5, atol=1e-6,
+        FunctionField(lambda t, y: torch.tanh(y @ w)),
+        "dopri5",
+        UNSPLIT,
+        t0=0.0,
+        t1=3.0,
+        rtol=1e-5,
+        atol=1e-6,
     )
     torch.testing.assert_close(block(y0), expected)
     assert block.nfe() == len(calls) > 6
@@ -69,8 +74,13 @@ def test_adjoint_gradients_match_direct_backprop(scheme):
 def test_max_num_steps_fails_with_advice_not_a_hang():
     f, y0, _ = linear_problem()
     block = AdaptiveIntegrator(
-        FunctionField(lambda t, y: 50.0 * f(t, y)), "dopri5", UNSPLIT, t1=10.0,
-        rtol=1e-10, atol=1e-12, max_num_steps=5,
+        FunctionField(lambda t, y: 50.0 * f(t, y)),
+        "dopri5",
+        UNSPLIT,
+        t1=10.0,
+        rtol=1e-10,
+        atol=1e-12,
+        max_num_steps=5,
     )
     with pytest.raises(SolverError, match="max_num_steps=5.*loosen rtol/atol.*fixed-step"):
         block(y0)

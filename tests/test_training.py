@@ -13,11 +13,17 @@ def test_run_directory_contract(tmp_path, tiny_config):
     summary = Trainer(cfg, tmp_path / "run").fit()
     run = tmp_path / "run"
     assert {p.name for p in run.iterdir()} == {
-        "config.yaml", "metrics.csv", "last.pt", "best.pt", "summary.json"
+        "config.yaml",
+        "metrics.csv",
+        "last.pt",
+        "best.pt",
+        "summary.json",
     }
     rows = list(csv.DictReader((run / "metrics.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [1, 2]
-    assert {"train_loss", "val_acc", "lr", "nfe_forward", "nfe_backward", "samples_per_s"} <= set(rows[0])
+    assert {"train_loss", "val_acc", "lr", "nfe_forward", "nfe_backward", "samples_per_s"} <= set(
+        rows[0]
+    )
     assert float(rows[0]["nfe_forward"]) == 2.0  # depth 2, one Euler step of A+M per layer
     assert json.loads((run / "summary.json").read_text())["test"]["acc"] == summary["test"]["acc"]
     ckpt = load_checkpoint(run / "last.pt")
@@ -84,8 +90,12 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny
 
 def test_adaptive_training_reports_forward_and_adjoint_backward_nfe(tmp_path, tiny_config):
     cfg = tiny_config(
-        train__epochs=1, model__groups=1, solver__method="dopri5", solver__adjoint=True,
-        solver__rtol=1e-2, solver__atol=1e-3,
+        train__epochs=1,
+        model__groups=1,
+        solver__method="dopri5",
+        solver__adjoint=True,
+        solver__rtol=1e-2,
+        solver__atol=1e-3,
     )
     Trainer(cfg, tmp_path / "run").fit()
     row = next(csv.DictReader((tmp_path / "run" / "metrics.csv").open()))

@@ -43,11 +43,15 @@ def command(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _register() -> None:
-    from odetx.cli import evaluate, listing, train
+    from odetx.cli import compare, data, evaluate, listing, train
 
     app.command("train")(command(train.train))
     app.command("eval")(command(evaluate.eval_cmd))
+    app.command("compare")(command(compare.compare_cmd))
     app.command("list")(command(listing.list_cmd))
+    data_app = typer.Typer(help="Prepare datasets offline.", no_args_is_help=True)
+    data_app.command("listops")(command(data.data_listops))
+    app.add_typer(data_app, name="data")
 
 
 _register()

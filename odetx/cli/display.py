@@ -104,10 +104,30 @@ class RichReporter:
                     "test acc (best val epoch)": f"{test['acc']:.4f}",
                     "test loss": f"{test['loss']:.4f}",
                     "test acc (last epoch)": f"{summary['test_last']['acc']:.4f}",
-                    "best val acc": f"{summary['best_val_acc']:.4f} (epoch {summary['best_epoch']})",
+                    "best val acc": (
+                        f"{summary['best_val_acc']:.4f} (epoch {summary['best_epoch']})"
+                    ),
                     "NFE per forward": summary["nfe_forward"],
                     "params": summary["params"],
                     "wall time": f"{summary['wall_time_s']:.1f}s",
                 },
             )
         )
+
+
+def result_table(table) -> Table:
+    """A :class:`~odetx.compare.table.ResultTable` as rich, best value per column in bold green."""
+    out = Table(title=table.title, title_justify="left")
+    columns = [c for c in table.columns if any(r.get(c.key) is not None for r in table.rows)]
+    for col in columns:
+        out.add_column(col.title, justify="right" if col.better else "left")
+    best = {c.key: table.best(c.key) for c in columns}
+    for row in table.rows:
+        cells = []
+        for col in columns:
+            text = table.format(row, col)
+            if best[col.key] is not None and row.get(col.key) == best[col.key]:
+                text = f"[bold green]{text}[/]"
+            cells.append(text)
+        out.add_row(*cells, style="italic" if row.get("trained") else None)
+    return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -17,14 +17,17 @@ from odetx.training.evaluate import evaluate
 from odetx.training.loop import make_loader
 
 
-
 def eval_cmd(
-    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint (.pt) or a run directory (uses best.pt).")],
+    checkpoint: Annotated[
+        Path, typer.Argument(help="A checkpoint (.pt) or a run directory (uses best.pt).")
+    ],
     solver: o.SolverOpt = None,
     steps: o.StepsOpt = None,
     rtol: o.RtolOpt = None,
     atol: o.AtolOpt = None,
-    split: Annotated[str, typer.Option(help="train, val or test.", rich_help_panel=o.DATA)] = "test",
+    split: Annotated[
+        str, typer.Option(help="train, val or test.", rich_help_panel=o.DATA)
+    ] = "test",
     data_dir: o.DataDirOpt = None,
     batch_size: o.BatchOpt = None,
     device: o.DeviceOpt = "cpu",
@@ -32,7 +35,9 @@ def eval_cmd(
 ) -> None:
     """Evaluate a trained model: loss, accuracy, NFE and samples/s."""
     if split not in ("train", "val", "test"):
-        raise typer.BadParameter(f"unknown split {split!r}; choose train, val or test", param_hint="--split")
+        raise typer.BadParameter(
+            f"unknown split {split!r}; choose train, val or test", param_hint="--split"
+        )
     loaded = load_model(checkpoint, o.solver_overrides(solver, steps, rtol, atol), device or "cpu")
     cfg = loaded.config
     data_cfg = dataclasses.replace(cfg.data, root=str(data_dir)) if data_dir else cfg.data

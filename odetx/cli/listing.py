@@ -38,6 +38,14 @@ def list_cmd() -> None:
     for col in ("name", "backbone", "depth", "dim", "heads", "mlp ratio", "patch", "note"):
         t.add_column(col)
     for name, p in PRESETS.items():
-        t.add_row(name, p.backbone, str(p.depth), str(p.dim), str(p.heads), f"{p.mlp_ratio:g}",
-                  str(p.patch_size), p.description)
+        t.add_row(
+            name,
+            p.backbone,
+            str(p.depth),
+            str(p.dim),
+            str(p.heads),
+            f"{p.mlp_ratio:g}",
+            str(p.patch_size),
+            p.description,
+        )
     console.print(t)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -24,35 +24,55 @@ Method = _choices("Method", SOLVERS.names())
 Dataset = _choices("Dataset", DATASETS.names())
 PresetName = _choices("PresetName", PRESETS.names())
 
-ArchOpt = Annotated[Optional[Arch], typer.Option("--arch", help="Splitting scheme.", rich_help_panel=MODEL)]
+ArchOpt = Annotated[
+    Arch | None, typer.Option("--arch", help="Splitting scheme.", rich_help_panel=MODEL)
+]
 PresetOpt = Annotated[
-    Optional[PresetName], typer.Option("--model", help="Model preset.", rich_help_panel=MODEL)
+    PresetName | None, typer.Option("--model", help="Model preset.", rich_help_panel=MODEL)
 ]
-DepthOpt = Annotated[Optional[int], typer.Option(help="Equivalent layers D.", rich_help_panel=MODEL)]
+DepthOpt = Annotated[int | None, typer.Option(help="Equivalent layers D.", rich_help_panel=MODEL)]
 GroupsOpt = Annotated[
-    Optional[int],
-    typer.Option(help="Weight-sharing groups G (divides depth; 1 = fully shared).", rich_help_panel=MODEL),
+    int | None,
+    typer.Option(
+        help="Weight-sharing groups G (divides depth; 1 = fully shared).", rich_help_panel=MODEL
+    ),
 ]
-SolverOpt = Annotated[Optional[Method], typer.Option("--solver", help="ODE solver.", rich_help_panel=SOLVER)]
+SolverOpt = Annotated[
+    Method | None, typer.Option("--solver", help="ODE solver.", rich_help_panel=SOLVER)
+]
 StepsOpt = Annotated[
-    Optional[int], typer.Option(help="Solver steps per group (fixed-step).", rich_help_panel=SOLVER)
+    int | None, typer.Option(help="Solver steps per group (fixed-step).", rich_help_panel=SOLVER)
 ]
-RtolOpt = Annotated[Optional[float], typer.Option(help="Relative tolerance (adaptive).", rich_help_panel=SOLVER)]
-AtolOpt = Annotated[Optional[float], typer.Option(help="Absolute tolerance (adaptive).", rich_help_panel=SOLVER)]
+RtolOpt = Annotated[
+    float | None, typer.Option(help="Relative tolerance (adaptive).", rich_help_panel=SOLVER)
+]
+AtolOpt = Annotated[
+    float | None, typer.Option(help="Absolute tolerance (adaptive).", rich_help_panel=SOLVER)
+]
 AdjointOpt = Annotated[
-    Optional[bool],
-    typer.Option("--adjoint/--no-adjoint", help="Backpropagate with the adjoint method.", rich_help_panel=SOLVER),
+    bool | None,
+    typer.Option(
+        "--adjoint/--no-adjoint",
+        help="Backpropagate with the adjoint method.",
+        rich_help_panel=SOLVER,
+    ),
 ]
-DatasetOpt = Annotated[Optional[Dataset], typer.Option("--dataset", help="Dataset.", rich_help_panel=DATA)]
+DatasetOpt = Annotated[
+    Dataset | None, typer.Option("--dataset", help="Dataset.", rich_help_panel=DATA)
+]
 DataDirOpt = Annotated[
-    Optional[Path], typer.Option("--data-dir", help="Folder holding the dataset files.", rich_help_panel=DATA)
+    Path | None,
+    typer.Option("--data-dir", help="Folder holding the dataset files.", rich_help_panel=DATA),
 ]
-BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", help="Batch size.", rich_help_panel=OPTIM)]
+BatchOpt = Annotated[
+    int | None, typer.Option("--batch-size", help="Batch size.", rich_help_panel=OPTIM)
+]
 DeviceOpt = Annotated[
-    Optional[str], typer.Option(help="cpu, cuda, cuda:N or auto.", rich_help_panel=OPTIM)
+    str | None, typer.Option(help="cpu, cuda, cuda:N or auto.", rich_help_panel=OPTIM)
 ]
 JsonOpt = Annotated[
-    bool, typer.Option("--json", help="Print one machine-readable JSON result.", rich_help_panel=OUTPUT)
+    bool,
+    typer.Option("--json", help="Print one machine-readable JSON result.", rich_help_panel=OUTPUT),
 ]
 
 

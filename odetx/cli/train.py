@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -24,7 +24,8 @@ def default_out(cfg) -> Path:
 
 def train(
     config: Annotated[
-        Optional[Path], typer.Option("-c", "--config", help="YAML config file.", rich_help_panel=o.OUTPUT)
+        Path | None,
+        typer.Option("-c", "--config", help="YAML config file.", rich_help_panel=o.OUTPUT),
     ] = None,
     arch: o.ArchOpt = None,
     model: o.PresetOpt = None,
@@ -37,24 +38,41 @@ def train(
     adjoint: o.AdjointOpt = None,
     dataset: o.DatasetOpt = None,
     data_dir: o.DataDirOpt = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Epochs.", rich_help_panel=o.OPTIM)] = None,
+    download: Annotated[
+        bool | None,
+        typer.Option(
+            "--download",
+            help="Fetch missing dataset files into --data-dir.",
+            rich_help_panel=o.DATA,
+        ),
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs.", rich_help_panel=o.OPTIM)] = None,
     batch_size: o.BatchOpt = None,
-    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate.", rich_help_panel=o.OPTIM)] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Random seed.", rich_help_panel=o.OPTIM)] = None,
+    lr: Annotated[
+        float | None, typer.Option(help="Peak learning rate.", rich_help_panel=o.OPTIM)
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.", rich_help_panel=o.OPTIM)] = None,
     device: o.DeviceOpt = None,
     out: Annotated[
-        Optional[Path], typer.Option(help="Run directory (default runs/<name>-<time>).", rich_help_panel=o.OUTPUT)
+        Path | None,
+        typer.Option(help="Run directory (default runs/<name>-<time>).", rich_help_panel=o.OUTPUT),
     ] = None,
     resume: Annotated[
-        Optional[Path],
-        typer.Option(help="Continue a run: its directory or a checkpoint.", rich_help_panel=o.OUTPUT),
+        Path | None,
+        typer.Option(
+            help="Continue a run: its directory or a checkpoint.", rich_help_panel=o.OUTPUT
+        ),
     ] = None,
     set_: Annotated[
-        Optional[list[str]],
-        typer.Option("--set", help="Any config field: --set model.dim=96 (repeatable).", rich_help_panel=o.OUTPUT),
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Any config field: --set model.dim=96 (repeatable).",
+            rich_help_panel=o.OUTPUT,
+        ),
     ] = None,
 ) -> None:
-    """Train a model. With no arguments: vit-micro, parallel scheme, Euler, on the embedded digits."""
+    """Train a model. With no arguments: vit-micro, parallel scheme, Euler, embedded digits."""
     flags = {
         "model.arch": arch.value if arch else None,
         "model.preset": model.value if model else None,
@@ -67,6 +85,7 @@ def train(
         "solver.adjoint": adjoint,
         "data.name": dataset.value if dataset else None,
         "data.root": str(data_dir) if data_dir else None,
+        "data.download": download,
         "train.epochs": epochs,
         "train.batch_size": batch_size,
         "train.lr": lr,
@@ -78,12 +97,17 @@ def train(
     overrides.update(parse_set(set_ or []))
     if resume is not None:
         if config is not None:
-            raise typer.BadParameter("--config cannot be combined with --resume (the run has its own)")
+            raise typer.BadParameter(
+                "--config cannot be combined with --resume (the run has its own)"
+            )
         cfg, ckpt, run_dir = prepare_resume(resume, overrides)
     else:
         cfg, ckpt = build_config(config, overrides), None
         run_dir = Path(cfg.train.out) if cfg.train.out else default_out(cfg)
     summary = Trainer(cfg, run_dir, ckpt=ckpt, reporter=RichReporter()).fit()
-    console.print(f"run saved in [bold]{run_dir}[/] (config.yaml, metrics.csv, last.pt, best.pt, summary.json)")
+    console.print(
+        f"run saved in [bold]{run_dir}[/] "
+        "(config.yaml, metrics.csv, last.pt, best.pt, summary.json)"
+    )
     console.print(f"evaluate it: odetx eval {run_dir}/best.pt", highlight=False)
     del summary

@@ -1,6 +1,8 @@
 """Dataset registry: later datasets plug in by name."""
 
-from odetx.data import digits
+import functools
+
+from odetx.data import digits, images, listops, parity
 from odetx.data.base import DataInfo, DatasetEntry, Splits
 from odetx.registry import Registry
 
@@ -18,6 +20,35 @@ register_dataset(
         digits.load,
         "UCI 8x8 handwritten digits, 1,797 images, 10 classes (embedded)",
         "embedded in the package (CC BY 4.0)",
+    )
+)
+for _name, _spec in images.IMAGE_DATASETS.items():
+    register_dataset(
+        DatasetEntry(
+            _name,
+            functools.partial(images.info, _spec),
+            functools.partial(images.load, _spec),
+            _spec.description,
+            _spec.source,
+            download=True,
+        )
+    )
+register_dataset(
+    DatasetEntry(
+        "listops",
+        listops.info,
+        listops.load,
+        "ListOps nested MIN/MAX/MED/SM expressions (LRA, Tay et al. 2021), 10 classes",
+        "--data-dir with LRA's basic_{train,val,test}.tsv, else generated offline from data.seed",
+    )
+)
+register_dataset(
+    DatasetEntry(
+        "parity",
+        parity.info,
+        parity.load,
+        "parity of variable-length bit strings, 2 classes",
+        "generated offline from data.seed",
     )
 )
 

@@ -9,6 +9,7 @@ from torch import nn
 from odetx.config import ModelConfig, SolverConfig
 from odetx.data.base import DataInfo
 from odetx.errors import ConfigError
+from odetx.models.encoder import Encoder
 from odetx.models.presets import PRESETS
 from odetx.models.schemes import SCHEMES
 from odetx.models.vit import ViT
@@ -16,6 +17,10 @@ from odetx.registry import Registry
 
 BACKBONES: Registry[type[nn.Module]] = Registry("backbone")
 BACKBONES.register("vit", ViT)
+BACKBONES.register("encoder", Encoder)
+
+# The kind of data (DataInfo.kind) each backbone reads.
+DATA_KIND = {"vit": "image", "encoder": "tokens"}
 
 _FROM_PRESET = ("depth", "dim", "heads", "mlp_ratio", "patch_size")
 
@@ -31,15 +36,17 @@ def resolve_model(cfg: ModelConfig) -> ModelConfig:
     cfg = dataclasses.replace(cfg, **filled)
     if cfg.groups is None:
         cfg = dataclasses.replace(cfg, groups=cfg.depth)
-    for key in ("depth", "groups", "dim", "heads", "patch_size"):
+    # Only patch-based backbones have a patch size; the encoder's preset leaves it 0.
+    patched = ("patch_size",) if PRESETS[cfg.preset].backbone == "vit" else ()
+    for key in ("depth", "groups", "dim", "heads", *patched):
         if getattr(cfg, key) <= 0:
-            raise ConfigError(f"model.{key}", f"must be a positive integer, got {getattr(cfg, key)}")
+            raise ConfigError(
+                f"model.{key}", f"must be a positive integer, got {getattr(cfg, key)}"
+            )
     if cfg.mlp_ratio <= 0:
         raise ConfigError("model.mlp_ratio", f"must be positive, got {cfg.mlp_ratio}")
     if cfg.depth % cfg.groups:
-        raise ConfigError(
-            "model.groups", f"{cfg.groups} does not divide model.depth {cfg.depth}"
-        )
+        raise ConfigError("model.groups", f"{cfg.groups} does not divide model.depth {cfg.depth}")
     if cfg.dim % cfg.heads:
         raise ConfigError("model.heads", f"{cfg.heads} does not divide model.dim {cfg.dim}")
     if cfg.arch not in SCHEMES:
@@ -57,8 +64,13 @@ def check_fits(cfg: ModelConfig, info: DataInfo) -> None:
     """Data-dependent checks (e.g. patches must tile the image)."""
     cfg = resolve_model(cfg)
     backbone = PRESETS[cfg.preset].backbone
-    if backbone == "vit" and info.kind != "image":
-        raise ConfigError("model.preset", f"{cfg.preset} is an image model; the data is {info.kind}")
+    if info.kind != DATA_KIND[backbone]:
+        raise ConfigError(
+            "model.preset",
+            f"{cfg.preset} is a {backbone} model for {DATA_KIND[backbone]} data; the data is "
+            f"{info.kind} (choose one of: "
+            f"{', '.join(n for n, p in PRESETS.items() if DATA_KIND[p.backbone] == info.kind)})",
+        )
     if info.kind == "image" and info.image_size % cfg.patch_size:
         raise ConfigError(
             "model.patch_size",

@@ -1,8 +1,5 @@
 """The two vector fields of a transformer layer: A(x) = MHA(LN_a x), M(x) = MLP(LN_m x)."""
 
-
-from typing import Optional
-
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -20,11 +17,11 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.dropout = dropout
 
-    def forward(self, x: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         B, N, C = x.shape
         qkv = self.qkv(x).reshape(B, N, 3, self.heads, C // self.heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, heads, N, head_dim)
-        attn_mask: Optional[Tensor] = None
+        attn_mask: Tensor | None = None
         if mask is not None:
             attn_mask = mask[:, None, None, :]  # (B, 1, 1, N): broadcast over heads and queries
         p = self.dropout if self.training else 0.0
@@ -72,7 +69,7 @@ class LayerField(nn.Module):
         self.norm_m = nn.Identity() if shared_norm else nn.LayerNorm(dim)
         self.mlp = MLP(dim, int(dim * mlp_ratio), dropout)
 
-    def forward(self, which: int, t: float, x: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+    def forward(self, which: int, t: float, x: Tensor, mask: Tensor | None = None) -> Tensor:
         if which == 0:
             return self.attn(self.norm_a(x), mask)
         if self.shared_norm:
@@ -94,4 +91,3 @@ def init_weights(module: nn.Module) -> None:
     elif isinstance(module, nn.LayerNorm):
         nn.init.ones_(module.weight)
         nn.init.zeros_(module.bias)
-

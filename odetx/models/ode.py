@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from torch import Tensor, nn
 
 from odetx.config import ModelConfig, SolverConfig
@@ -42,7 +40,7 @@ class ODEStack(nn.Module):
             for g in range(model.groups)
         )
 
-    def forward(self, x: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         for block in self.blocks:
             x = block(x, mask)
         return x

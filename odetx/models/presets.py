@@ -26,11 +26,19 @@ def register_preset(preset: Preset) -> Preset:
     return PRESETS.register(preset.name, preset)
 
 
-register_preset(Preset("vit-micro", "vit", 4, 64, 4, 2.0, 2, "tiny ViT for 8x8 digits (CPU, seconds)"))
+register_preset(
+    Preset("vit-micro", "vit", 4, 64, 4, 2.0, 2, "tiny ViT for 8x8 digits (CPU, seconds)")
+)
 register_preset(Preset("vit-mini", "vit", 6, 128, 4, 2.0, 4, "small ViT for 28-32 px images (CPU)"))
 register_preset(
     Preset("deit-tiny", "vit", 12, 192, 3, 4.0, 16, "DeiT-Ti (Touvron et al. 2021), 5.7M @224")
 )
 register_preset(
     Preset("deit-small", "vit", 12, 384, 6, 4.0, 16, "DeiT-S (Touvron et al. 2021), 22M @224")
+)
+register_preset(
+    Preset("enc-tiny", "encoder", 4, 64, 4, 2.0, 0, "tiny sequence encoder (ListOps, parity; CPU)")
+)
+register_preset(
+    Preset("enc-small", "encoder", 6, 128, 4, 2.0, 0, "small sequence encoder (LRA ListOps)")
 )

@@ -80,8 +80,12 @@ class AdaptiveIntegrator(nn.Module):
             if self.adjoint:
                 params = tuple(p for p in self.field.parameters() if p.requires_grad)
                 return odeint_adjoint(
-                    func, x, t, adjoint_params=params,
-                    adjoint_options={"max_num_steps": self.max_num_steps}, **kwargs,
+                    func,
+                    x,
+                    t,
+                    adjoint_params=params,
+                    adjoint_options={"max_num_steps": self.max_num_steps},
+                    **kwargs,
                 )[-1]
             return odeint(func, x, t, **kwargs)[-1]
         except AssertionError as e:
@@ -99,7 +103,7 @@ class AdaptiveIntegrator(nn.Module):
         h = (self.t1 - self.t0) / self.steps
         for n in range(self.steps):
             t = self.t0 + n * h
-            for func, (_, frac) in zip(self.funcs, self.substeps):
+            for func, (_, frac) in zip(self.funcs, self.substeps, strict=True):
                 x = self._solve(func, x, t, t + frac * h)
         return x
 

@@ -5,14 +5,13 @@ control flow), so a model integrated with it can be scripted, exported and
 compiled. The step count is a runtime attribute, not an unrolled constant.
 """
 
-
 from typing import List, Optional
 
 import torch
 from torch import Tensor, nn
 
-from odetx.solvers.tableau import ButcherTableau
 from odetx.solvers.field import FIELD_WEIGHT
+from odetx.solvers.tableau import ButcherTableau
 
 
 class FixedStepIntegrator(nn.Module):
@@ -60,7 +59,7 @@ class FixedStepIntegrator(nn.Module):
         self.t1: float = t1
 
     def rk_step(self, which: int, t: float, x: Tensor, h: float, mask: Optional[Tensor]) -> Tensor:
-        """One step of the tableau on sub-field ``which``: stage ``i`` is evaluated at ``t + c_i h``."""
+        """One tableau step on sub-field ``which``; stage ``i`` is evaluated at ``t + c_i h``."""
         ks: List[Tensor] = []
         for i in range(len(self.b)):
             xi = x
@@ -86,7 +85,7 @@ class FixedStepIntegrator(nn.Module):
 
     @torch.jit.unused
     def nfe(self) -> float:
-        """Field evaluations per forward (A or M alone count one half; see ``field.FIELD_WEIGHT``)."""
+        """Field evaluations per forward (A or M alone count one half: ``field.FIELD_WEIGHT``)."""
         per_step = sum(FIELD_WEIGHT[w] for w in self.which) * len(self.b)
         return float(self.steps * per_step)
 

@@ -58,12 +58,18 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     with p.open("rb") as f:
         magic = f.read(4)
     if magic != b"PK\x03\x04":  # torch.save writes a zip archive
-        raise CheckpointError(f"cannot read {p}: the file is corrupt or truncated (not a torch archive)")
+        raise CheckpointError(
+            f"cannot read {p}: the file is corrupt or truncated (not a torch archive)"
+        )
     try:
         ckpt = torch.load(p, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         detail = next(
-            (ln.split("error:", 1)[1].strip() for ln in str(e).splitlines() if "Unpickler error:" in ln),
+            (
+                ln.split("error:", 1)[1].strip()
+                for ln in str(e).splitlines()
+                if "Unpickler error:" in ln
+            ),
             "unsupported content",
         )
         raise CheckpointError(

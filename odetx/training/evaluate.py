@@ -25,7 +25,9 @@ class EvalResult:
         return asdict(self)
 
 
-def forward_batch(model: nn.Module, batch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def forward_batch(
+    model: nn.Module, batch, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Run one batch; returns ``(logits, targets)``. Sequence batches carry a padding mask."""
     *inputs, y = (t.to(device, non_blocking=True) for t in batch)
     return model(*inputs), y

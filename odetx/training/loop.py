@@ -29,7 +29,14 @@ from odetx.training.schedule import cosine_with_warmup
 EpochCallback = Callable[[int, dict[str, Any]], None]
 # Fields that may change when a run is resumed; anything else would silently
 # train a different model than the checkpoint's.
-RESUMABLE = ("train.epochs", "train.device", "train.out", "data.root", "data.num_workers")
+RESUMABLE = (
+    "train.epochs",
+    "train.device",
+    "train.out",
+    "data.root",
+    "data.download",
+    "data.num_workers",
+)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -38,7 +45,9 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ConfigError("train.device", f"unknown device {name!r}; use cpu, cuda, cuda:N or auto") from None
+        raise ConfigError(
+            "train.device", f"unknown device {name!r}; use cpu, cuda, cuda:N or auto"
+        ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("train.device", "cuda was requested but no CUDA device is available")
     return device
@@ -46,15 +55,23 @@ def resolve_device(name: str) -> torch.device:
 
 def resolved(cfg: Config) -> Config:
     """The config with preset and solver defaults filled in (what is saved with a run)."""
-    return dataclasses.replace(cfg, model=resolve_model(cfg.model), solver=resolve_solver(cfg.solver))
+    return dataclasses.replace(
+        cfg, model=resolve_model(cfg.model), solver=resolve_solver(cfg.solver)
+    )
 
 
-def make_loader(dataset, batch_size: int, shuffle: bool, num_workers: int, seed: int = 0) -> DataLoader:
+def make_loader(
+    dataset, batch_size: int, shuffle: bool, num_workers: int, seed: int = 0
+) -> DataLoader:
     generator = torch.Generator()
     generator.manual_seed(seed)
     return DataLoader(
-        dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
-        generator=generator, drop_last=False,
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=num_workers,
+        generator=generator,
+        drop_last=False,
     )
 
 
@@ -119,8 +136,12 @@ class Trainer:
         )
         t = cfg.train
         self.train_loader = make_loader(self.splits.train, t.batch_size, True, cfg.data.num_workers)
-        self.val_loader = make_loader(self.splits.val, 2 * t.batch_size, False, cfg.data.num_workers)
-        self.test_loader = make_loader(self.splits.test, 2 * t.batch_size, False, cfg.data.num_workers)
+        self.val_loader = make_loader(
+            self.splits.val, 2 * t.batch_size, False, cfg.data.num_workers
+        )
+        self.test_loader = make_loader(
+            self.splits.test, 2 * t.batch_size, False, cfg.data.num_workers
+        )
         self.steps_per_epoch = len(self.train_loader)
         self.total_steps = self.steps_per_epoch * t.epochs
         self.warmup_steps = round(t.warmup_epochs * self.steps_per_epoch)
@@ -241,9 +262,12 @@ class Trainer:
             self._epochs(started)
         except KeyboardInterrupt:
             if self.saved_epoch == 0:
-                raise Interrupted("interrupted before the first epoch finished; nothing to resume") from None
+                raise Interrupted(
+                    "interrupted before the first epoch finished; nothing to resume"
+                ) from None
             raise Interrupted(
-                f"interrupted; {self.run.last} holds epoch {self.saved_epoch} of {cfg.train.epochs}; "
+                f"interrupted; {self.run.last} holds epoch {self.saved_epoch} "
+                f"of {cfg.train.epochs}; "
                 f"continue with: odetx train --resume {self.run.path}"
             ) from None
         finally:

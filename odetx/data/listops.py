@@ -1,0 +1,227 @@
+"""``listops``: nested list operations (Nangia & Bowman 2018), as in the Long Range Arena.
+
+An example is a prefix expression such as ``[MAX 2 9 [MIN 4 7 ] 0 ]``; the label
+is its value, a digit. Operators follow LRA (Tay et al. 2021,
+``lra_benchmarks/data/listops.py``): ``[MIN``, ``[MAX``, ``[MED`` (median) and
+``[SM`` (sum modulo 10), each closed by ``]``.
+
+The splits are read from LRA's ``basic_train.tsv``, ``basic_val.tsv`` and
+``basic_test.tsv`` (a ``Source<TAB>Target`` header; tokens separated by spaces)
+when ``data.root`` points at them, and otherwise generated offline from
+``data.seed`` with LRA's tree distribution. :func:`write_tsv` writes generated
+sets in the same layout, parentheses included, so the two are interchangeable.
+
+**Median.** LRA computes ``int(np.median(args))``: for an even count that is the
+mean of the two middle values rounded down (``[MED 1 4 ]`` is 2), not the lower
+median (1). odetx follows LRA so that generated and downloaded labels agree.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from odetx.data.base import DataInfo, Splits
+from odetx.data.sequences import PaddedTokens, check_generator_options, padded_len
+from odetx.errors import ConfigError, DataError
+
+END = "]"
+DIGITS = tuple(str(d) for d in range(10))
+PARENS = ("(", ")")  # LRA's bracketing of the binary tree it builds; carries no information
+
+
+def lra_median(values: Sequence[int]) -> int:
+    """``int(np.median(values))`` for non-negative ints, without the float round trip."""
+    s = sorted(values)
+    mid = len(s) // 2
+    return s[mid] if len(s) % 2 else (s[mid - 1] + s[mid]) // 2
+
+
+# Operator token -> reduction of its argument values; the order fixes the vocabulary.
+OPERATORS: dict[str, Callable[[Sequence[int]], int]] = {
+    "[MIN": min,
+    "[MAX": max,
+    "[MED": lra_median,
+    "[SM": lambda values: sum(values) % 10,
+}
+
+# One vocabulary for reader and generator: padding, operators, the closing bracket, digits.
+VOCAB: tuple[str, ...] = ("<pad>", *OPERATORS, END, *DIGITS)
+TOKEN_ID: dict[str, int] = {tok: i for i, tok in enumerate(VOCAB)}
+
+SPLIT_FILES = {"train": "basic_train.tsv", "val": "basic_val.tsv", "test": "basic_test.tsv"}
+HEADER = ["Source", "Target"]
+VALUE_P = 0.25  # LRA: below the depth limit a node is an operator with this probability
+
+# A digit, or an operator token with its arguments.
+Tree = int | tuple[str, tuple["Tree", ...]]
+
+
+def info(cfg) -> DataInfo:
+    return DataInfo(kind="tokens", num_classes=10, vocab_size=len(VOCAB), max_len=padded_len(cfg))
+
+
+# ---------------------------------------------------------------- trees
+
+
+def draw_tree(rng: random.Random, max_depth: int, max_args: int, depth: int = 1) -> Tree:
+    """One random expression, LRA's distribution: the root has depth 1 and a node at
+    ``max_depth`` is always a digit; an operator takes 2..``max_args`` arguments."""
+    if depth < max_depth and rng.random() < VALUE_P:
+        op = rng.choice(tuple(OPERATORS))
+        n_args = rng.randint(2, max_args)
+        return op, tuple(draw_tree(rng, max_depth, max_args, depth + 1) for _ in range(n_args))
+    return rng.randrange(10)
+
+
+def tokens(tree: Tree) -> list[str]:
+    """Prefix tokens without parentheses: what the model reads and what LRA's length counts."""
+    if isinstance(tree, int):
+        return [DIGITS[tree]]
+    op, args = tree
+    return [op, *(tok for arg in args for tok in tokens(arg)), END]
+
+
+def value(tree: Tree) -> int:
+    if isinstance(tree, int):
+        return tree
+    op, args = tree
+    return OPERATORS[op]([value(arg) for arg in args])
+
+
+def source(tree: Tree) -> str:
+    """The expression as LRA writes it: the operator folded left over its arguments,
+    each fold in parentheses, so ``[MAX 2 9 ]`` is ``( ( ( [MAX 2 ) 9 ) ] )``."""
+    if isinstance(tree, int):
+        return DIGITS[tree]
+    op, args = tree
+    parts = ["("] * (len(args) + 1) + [op]
+    for arg in args:
+        parts += [source(arg), ")"]
+    return " ".join(parts + [END, ")"])
+
+
+def longest(max_depth: int, max_args: int) -> int:
+    """The most tokens a tree can have under these limits (a full tree)."""
+    n = 1
+    for _ in range(max_depth - 1):
+        n = 2 + max_args * n
+    return n
+
+
+def check_options(cfg) -> None:
+    check_generator_options(cfg)
+    if cfg.max_depth < 1:
+        raise ConfigError("data.max_depth", f"must be >= 1 (the root counts), got {cfg.max_depth}")
+    if cfg.max_args < 2:
+        raise ConfigError("data.max_args", f"must be >= 2, got {cfg.max_args}")
+    most = longest(cfg.max_depth, cfg.max_args)
+    if cfg.seq_len_min > most:
+        raise ConfigError(
+            "data.seq_len_min",
+            f"{cfg.seq_len_min} is unreachable: trees of data.max_depth {cfg.max_depth} and "
+            f"data.max_args {cfg.max_args} have at most {most} tokens",
+        )
+
+
+def generate(cfg) -> dict[str, list[Tree]]:
+    """Distinct trees whose token count lies in ``[seq_len_min, seq_len_max]``, drawn
+    from ``data.seed`` and dealt in order to train, val and test (disjoint, as LRA's set)."""
+    check_options(cfg)
+    sizes = {"train": cfg.train_size, "val": cfg.val_size, "test": cfg.test_size}
+    need = sum(sizes.values())
+    rng = random.Random(cfg.seed)
+    seen: set[tuple[str, ...]] = set()
+    trees: list[Tree] = []
+    budget = 1000 * need + 100_000  # rejection sampling; generous, but never endless
+    for _ in range(budget):
+        tree = draw_tree(rng, cfg.max_depth, cfg.max_args)
+        key = tuple(tokens(tree))
+        if cfg.seq_len_min <= len(key) <= cfg.seq_len_max and key not in seen:
+            seen.add(key)
+            trees.append(tree)
+            if len(trees) == need:
+                break
+    else:
+        raise DataError(
+            f"listops: drew only {len(trees)} of {need} distinct expressions with "
+            f"{cfg.seq_len_min}..{cfg.seq_len_max} tokens; widen the length range, raise "
+            "data.max_depth or data.max_args, or ask for fewer examples"
+        )
+    out, start = {}, 0
+    for split, n in sizes.items():
+        out[split] = trees[start : start + n]
+        start += n
+    return out
+
+
+# ---------------------------------------------------------------- files
+
+
+def write_tsv(path: str | Path, trees: Sequence[Tree]) -> None:
+    """Write ``trees`` in LRA's TSV layout (header, parenthesised source, value)."""
+    with Path(path).open("w", newline="") as f:
+        writer = csv.writer(f, delimiter="\t", lineterminator="\n")
+        writer.writerow(HEADER)
+        writer.writerows((source(t), value(t)) for t in trees)
+
+
+def write_splits(trees: dict[str, list[Tree]], out: str | Path, force: bool = False) -> list[Path]:
+    """Write every split as ``OUT/basic_<split>.tsv``; refuses to overwrite unless ``force``."""
+    folder = Path(out)
+    paths = [folder / SPLIT_FILES[split] for split in trees]
+    existing = [p.name for p in paths if p.exists()]
+    if existing and not force:
+        raise DataError(f"{folder} already holds {', '.join(existing)}; pass --force to overwrite")
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, path in zip(trees, paths, strict=True):
+        write_tsv(path, trees[split])
+    return paths
+
+
+def read_tsv(path: str | Path) -> tuple[list[list[int]], list[int]]:
+    """Token ids (parentheses dropped) and labels of one LRA ListOps TSV file."""
+    path = Path(path)
+    ids, labels = [], []
+    with path.open(newline="") as f:
+        rows = csv.reader(f, delimiter="\t")
+        header = next(rows, None)
+        if header != HEADER:
+            raise DataError(f"{path}: expected the header {'<TAB>'.join(HEADER)}, got {header}")
+        for line, row in enumerate(rows, start=2):
+            if len(row) != 2 or not row[1].strip().isdigit() or int(row[1]) > 9:
+                raise DataError(f"{path}:{line}: expected SOURCE<TAB>DIGIT, got {row!r:.80}")
+            try:
+                ids.append([TOKEN_ID[t] for t in row[0].split() if t not in PARENS])
+            except KeyError as e:
+                raise DataError(f"{path}:{line}: unknown token {e.args[0]!r}") from None
+            labels.append(int(row[1]))
+    return ids, labels
+
+
+def load(cfg) -> Splits:
+    """Read the TSV files under ``data.root``, or generate the set when no root is given."""
+    max_len = padded_len(cfg)
+    if cfg.root is None:
+        trees = generate(cfg)
+        parts = {
+            split: (
+                [[TOKEN_ID[t] for t in tokens(tree)] for tree in ts],
+                [value(tree) for tree in ts],
+            )
+            for split, ts in trees.items()
+        }
+    else:
+        folder = Path(cfg.root)
+        missing = [name for name in SPLIT_FILES.values() if not (folder / name).is_file()]
+        if missing:
+            expected = ", ".join(SPLIT_FILES.values())
+            raise DataError(
+                f"listops: {folder} lacks {', '.join(missing)} (expected {expected}, as in LRA's "
+                "listops-1000); omit --data-dir to generate a set offline, or write one with "
+                "odetx data listops --out DIR"
+            )
+        parts = {split: read_tsv(folder / name) for split, name in SPLIT_FILES.items()}
+    return Splits(*(PaddedTokens(*parts[s], max_len) for s in ("train", "val", "test")))
