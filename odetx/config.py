@@ -33,7 +33,7 @@ class ModelConfig:
     pool: str = "cls"  # "cls" token or "mean" over tokens
     shared_norm: bool = False
     qkv_bias: bool = True
-    dropout: float = 0.0
+    dropout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -74,13 +74,15 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 30
+    epochs: int = 50
     batch_size: int = 64
-    lr: float = 2e-3
+    lr: float = 3e-3
     weight_decay: float = 0.05
     warmup_epochs: float = 2.0
     min_lr_ratio: float = 0.01
     label_smoothing: float = 0.1
+    mixup: float = 0.2  # Beta concentration of mixup (image data; 0 turns it off)
+    cutmix: float = 0.0  # Beta concentration of CutMix (image data; 0 turns it off)
     grad_clip: float = 1.0
     seed: int = 0
     device: str = "auto"
@@ -283,7 +285,10 @@ def validate(cfg: Config) -> None:
         raise ConfigError("train.label_smoothing", f"must lie in [0, 1), got {t.label_smoothing}")
     if t.warmup_epochs < 0:
         raise ConfigError("train.warmup_epochs", f"must be >= 0, got {t.warmup_epochs}")
+    for key in ("mixup", "cutmix"):
+        if getattr(t, key) < 0:
+            raise ConfigError(f"train.{key}", f"must be >= 0 (0 disables), got {getattr(t, key)}")
     if t.grad_clip < 0:
         raise ConfigError("train.grad_clip", f"must be >= 0 (0 disables), got {t.grad_clip}")
-    if not 0.0 <= cfg.model.dropout < 1.0:
+    if cfg.model.dropout is not None and not 0.0 <= cfg.model.dropout < 1.0:
         raise ConfigError("model.dropout", f"must lie in [0, 1), got {cfg.model.dropout}")

@@ -82,7 +82,7 @@ def test_no_arguments_is_the_embedded_default(captured):
 @pytest.mark.parametrize(
     "args,needle",
     [
-        (["--groups", "3"], "model.groups: 3 does not divide model.depth 4"),
+        (["--groups", "4"], "model.groups: 4 does not divide model.depth 6"),
         (["--rtol", "1e-3"], "solver.rtol: applies to adaptive solvers"),
         (["--steps", "0"], "solver.steps: must be a positive integer"),
         (["--set", "model.depht=3"], "model.depht: unknown key"),

@@ -182,19 +182,19 @@ def test_deit_parameter_counts_match_the_paper(preset, published):
 
 def test_weight_sharing_groups_share_weights_across_the_span():
     info = DataInfo("image", num_classes=10, image_size=8, in_chans=1)
-    full = build_model(ModelConfig(arch="parallel"), SolverConfig(), info)
+    full = build_model(ModelConfig(arch="parallel", depth=4), SolverConfig(), info)
     shared = build_model(
-        ModelConfig(arch="parallel", groups=1), SolverConfig(method="rk4", steps=4), info
+        ModelConfig(arch="parallel", depth=4, groups=1), SolverConfig(method="rk4", steps=4), info
     )
     layer = count_params(full.stack.blocks[0].field)
-    assert count_params(full) - count_params(shared) == 3 * layer
+    assert count_params(full) - count_params(shared) == 3 * layer  # four layers' weights vs one
 
 
 @pytest.mark.parametrize(
     "kw,key",
     [
-        (dict(groups=3), "model.groups"),
-        (dict(heads=5), "model.heads"),
+        (dict(groups=4), "model.groups"),  # vit-micro has depth 6
+        (dict(heads=5), "model.heads"),  # width 96
         (dict(depth=0), "model.depth"),
         (dict(shared_norm=True, arch="sequential"), "model.shared_norm"),
         (dict(preset="vit-huge"), "model.preset"),

@@ -22,7 +22,7 @@ BACKBONES.register("encoder", Encoder)
 # The kind of data (DataInfo.kind) each backbone reads.
 DATA_KIND = {"vit": "image", "encoder": "tokens"}
 
-_FROM_PRESET = ("depth", "dim", "heads", "mlp_ratio", "patch_size")
+_FROM_PRESET = ("depth", "dim", "heads", "mlp_ratio", "patch_size", "dropout")
 
 
 def resolve_model(cfg: ModelConfig) -> ModelConfig:

@@ -17,6 +17,7 @@ class Preset:
     mlp_ratio: float
     patch_size: int
     description: str
+    dropout: float = 0.0
 
 
 PRESETS: Registry[Preset] = Registry("preset")
@@ -26,8 +27,10 @@ def register_preset(preset: Preset) -> Preset:
     return PRESETS.register(preset.name, preset)
 
 
+# 2x2 patches of 4x4 pixels: on 1,257 training digits, fewer and wider tokens plus
+# dropout and light mixup generalise better than 16 tokens of 2x2 pixels.
 register_preset(
-    Preset("vit-micro", "vit", 4, 64, 4, 2.0, 2, "tiny ViT for 8x8 digits (CPU, seconds)")
+    Preset("vit-micro", "vit", 6, 96, 4, 2.0, 4, "tiny ViT for 8x8 digits (CPU, seconds)", 0.1)
 )
 register_preset(Preset("vit-mini", "vit", 6, 128, 4, 2.0, 4, "small ViT for 28-32 px images (CPU)"))
 register_preset(

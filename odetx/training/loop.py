@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -21,7 +20,8 @@ from odetx.errors import ConfigError, Interrupted, TrainingError
 from odetx.models import build_model, count_params, resolve_model
 from odetx.solvers import resolve_solver
 from odetx.training.checkpoint import load_checkpoint, resolve_checkpoint_path, save_checkpoint
-from odetx.training.evaluate import evaluate, forward_batch
+from odetx.training.evaluate import evaluate
+from odetx.training.mixing import MixedTargets, mix_batch
 from odetx.training.reporting import NullReporter, Reporter
 from odetx.training.rundir import RunDir
 from odetx.training.schedule import cosine_with_warmup
@@ -131,6 +131,8 @@ class Trainer:
         self.info: DataInfo = entry.info(cfg.data)
         self.splits = entry.load(cfg.data)
         self.model = build_model(cfg.model, cfg.solver, self.info).to(self.device)
+        # Mixing blends pixels; token ids cannot be blended, so sequence data never mixes.
+        self.mixing = self.info.kind == "image" and (cfg.train.mixup > 0 or cfg.train.cutmix > 0)
         self.optimizer = torch.optim.AdamW(
             param_groups(self.model, cfg.train.weight_decay), lr=cfg.train.lr
         )
@@ -192,9 +194,14 @@ class Trainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             stack.reset_nfe()
-            logits, y = forward_batch(model, batch, self.device)
+            *inputs, y = (b.to(self.device, non_blocking=True) for b in batch)
+            if self.mixing:
+                inputs[0], targets = mix_batch(inputs[0], y, t.mixup, t.cutmix)
+            else:
+                targets = MixedTargets(y, y, 1.0)
+            logits = model(*inputs)
             nfe_f = stack.nfe()
-            loss = F.cross_entropy(logits, y, label_smoothing=t.label_smoothing)
+            loss = targets.loss(logits, t.label_smoothing)
             if not math.isfinite(loss.item()):
                 raise TrainingError(
                     f"non-finite loss ({loss.item()}) at epoch {self.epoch + 1}, batch {i + 1}; "
@@ -209,7 +216,7 @@ class Trainer:
             self.step += 1
             n = y.numel()
             sums["loss"] += loss.item() * n
-            sums["correct"] += (logits.argmax(-1) == y).sum().item()
+            sums["correct"] += targets.correct(logits)
             sums["n"] += n
             sums["nfe_f"] += nfe_f
             sums["nfe_b"] += stack.nfe() - nfe_f
@@ -282,7 +289,9 @@ class Trainer:
             val = evaluate(self.model, self.val_loader, self.device)
             row = {"epoch": self.epoch, **row, "val_loss": val.loss, "val_acc": val.acc}
             wall = self.wall_before + time.perf_counter() - started
-            improved = val.acc > self.best_val_acc
+            # Ties go to the later epoch: small validation sets tie often, and the later
+            # weights have seen more of the schedule's low-learning-rate tail.
+            improved = val.acc >= self.best_val_acc
             if improved:
                 self.best_val_acc, self.best_epoch = val.acc, self.epoch
             payload = self._payload(wall)
