@@ -86,6 +86,8 @@ class TrainConfig:
     grad_clip: float = 1.0
     seed: int = 0
     device: str = "auto"
+    amp: str = "off"  # autocast: off, bf16 or fp16 (fp16 adds a gradient scaler)
+    compile: bool = False  # torch.compile the model
     out: str | None = None
 
 
@@ -263,6 +265,7 @@ def validate(cfg: Config) -> None:
     from odetx.data import DATASETS
     from odetx.models import SCHEMES, resolve_model
     from odetx.solvers import validate_solver
+    from odetx.training.precision import AMP_DTYPES
 
     if cfg.data.name not in DATASETS:
         raise ConfigError(
@@ -288,6 +291,10 @@ def validate(cfg: Config) -> None:
     for key in ("mixup", "cutmix"):
         if getattr(t, key) < 0:
             raise ConfigError(f"train.{key}", f"must be >= 0 (0 disables), got {getattr(t, key)}")
+    if t.amp not in AMP_DTYPES:
+        raise ConfigError(
+            "train.amp", f"unknown mode {t.amp!r}; choose one of: {', '.join(AMP_DTYPES)}"
+        )
     if t.grad_clip < 0:
         raise ConfigError("train.grad_clip", f"must be >= 0 (0 disables), got {t.grad_clip}")
     if cfg.model.dropout is not None and not 0.0 <= cfg.model.dropout < 1.0:

@@ -9,7 +9,8 @@ from odetx.cli.app import app
 from odetx.data import DATASETS
 from odetx.models import PRESETS, SCHEMES
 from odetx.solvers import SOLVERS
-from odetx.training import Trainer
+from odetx.training import RunDir, Trainer
+from odetx.training.distributed import Dist
 
 runner = CliRunner()
 
@@ -23,8 +24,11 @@ def captured(monkeypatch):
     seen = {}
 
     class FakeTrainer:
+        dist = Dist()
+
         def __init__(self, cfg, run_dir, ckpt=None, reporter=None):
             seen.update(cfg=cfg, run_dir=run_dir, ckpt=ckpt)
+            self.run = RunDir(run_dir)
 
         def fit(self):
             return {}

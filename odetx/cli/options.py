@@ -11,6 +11,7 @@ import typer
 from odetx.data import DATASETS
 from odetx.models import PRESETS, SCHEMES
 from odetx.solvers import SOLVERS
+from odetx.training.precision import AMP_DTYPES
 
 MODEL, SOLVER, DATA, OPTIM, OUTPUT = "Model", "Solver", "Data", "Optimisation", "Output"
 
@@ -21,6 +22,7 @@ def _choices(name: str, names: list[str]) -> type[enum.Enum]:
 
 Arch = _choices("Arch", SCHEMES.names())
 Method = _choices("Method", SOLVERS.names())
+Amp = _choices("Amp", AMP_DTYPES.names())
 Dataset = _choices("Dataset", DATASETS.names())
 PresetName = _choices("PresetName", PRESETS.names())
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -10,9 +12,23 @@ import typer
 from odetx.cli import options as o
 from odetx.cli.display import RichReporter, console
 from odetx.config import build_config, parse_set
-from odetx.training import Trainer, prepare_resume
+from odetx.training import Trainer, distributed, prepare_resume
 
 DEFAULT_RUNS = Path("runs")
+PERF = "Performance"
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    """``argv`` minus ``--nproc N`` / ``--nproc=N``: what each launched process runs."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            out.append(arg)
+    return out
 
 
 def default_out(cfg) -> Path:
@@ -63,6 +79,26 @@ def train(
             help="Continue a run: its directory or a checkpoint.", rich_help_panel=o.OUTPUT
         ),
     ] = None,
+    amp: Annotated[
+        o.Amp | None,
+        typer.Option(
+            help="Mixed precision (autocast; fp16 adds a grad scaler).", rich_help_panel=PERF
+        ),
+    ] = None,
+    compile_: Annotated[
+        bool | None,
+        typer.Option(
+            "--compile/--no-compile", help="torch.compile the model.", rich_help_panel=PERF
+        ),
+    ] = None,
+    nproc: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Processes on this machine (DistributedDataParallel via torchrun).",
+            rich_help_panel=PERF,
+        ),
+    ] = 1,
     set_: Annotated[
         list[str] | None,
         typer.Option(
@@ -92,6 +128,8 @@ def train(
         "train.seed": seed,
         "train.device": device,
         "train.out": str(out) if out else None,
+        "train.amp": amp.value if amp else None,
+        "train.compile": compile_,
     }
     overrides = {k: v for k, v in flags.items() if v is not None}
     overrides.update(parse_set(set_ or []))
@@ -104,10 +142,20 @@ def train(
     else:
         cfg, ckpt = build_config(config, overrides), None
         run_dir = Path(cfg.train.out) if cfg.train.out else default_out(cfg)
-    summary = Trainer(cfg, run_dir, ckpt=ckpt, reporter=RichReporter()).fit()
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:
+        # Checked above in this process, so a bad flag fails once, not once per rank.
+        distributed.launch(nproc, _without_nproc(sys.argv[1:]))
+        return
+    try:
+        trainer = Trainer(cfg, run_dir, ckpt=ckpt, reporter=RichReporter())
+        trainer.fit()
+    finally:
+        distributed.shutdown()
+    if not trainer.dist.is_main:
+        return
+    run_dir = trainer.run.path
     console.print(
         f"run saved in [bold]{run_dir}[/] "
         "(config.yaml, metrics.csv, last.pt, best.pt, summary.json)"
     )
     console.print(f"evaluate it: odetx eval {run_dir}/best.pt", highlight=False)
-    del summary

@@ -11,7 +11,8 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from odetx.config import Config, build_config
 from odetx.data import DATASETS
@@ -19,9 +20,11 @@ from odetx.data.base import DataInfo
 from odetx.errors import ConfigError, Interrupted, TrainingError
 from odetx.models import build_model, count_params, resolve_model
 from odetx.solvers import resolve_solver
+from odetx.training import distributed
 from odetx.training.checkpoint import load_checkpoint, resolve_checkpoint_path, save_checkpoint
-from odetx.training.evaluate import evaluate
+from odetx.training.evaluate import EvalResult, evaluate
 from odetx.training.mixing import MixedTargets, mix_batch
+from odetx.training.precision import autocast, grad_scaler
 from odetx.training.reporting import NullReporter, Reporter
 from odetx.training.rundir import RunDir
 from odetx.training.schedule import cosine_with_warmup
@@ -36,6 +39,7 @@ RESUMABLE = (
     "data.root",
     "data.download",
     "data.num_workers",
+    "train.compile",
 )
 
 
@@ -75,6 +79,21 @@ def make_loader(
     )
 
 
+def shard(dataset, rank: int, world_size: int):
+    """Every ``world_size``-th example from ``rank``: disjoint shards, no padding, so
+    metrics summed over ranks count each example exactly once."""
+    if world_size == 1:
+        return dataset
+    return Subset(dataset, range(rank, len(dataset), world_size))
+
+
+def graph_breaks() -> int:
+    """Graph breaks torch.compile has met in this process so far."""
+    from torch._dynamo.utils import counters
+
+    return int(sum(counters["graph_break"].values()))
+
+
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """No weight decay on norms, biases, positions and the class token (DeiT practice)."""
     decay, no_decay = [], []
@@ -112,11 +131,15 @@ class Trainer:
         callbacks: Sequence[EpochCallback] = (),
     ) -> None:
         self.cfg = resolved(cfg)
-        self.run = RunDir(run_dir)
+        device = resolve_device(cfg.train.device)
+        self.dist = distributed.from_env(device)
+        self.device = self.dist.device(device)
+        # Under torchrun every rank must write to rank 0's directory (a default name
+        # carries a timestamp that ranks would not agree on).
+        self.run = RunDir(self.dist.broadcast(str(run_dir)))
         self.ckpt = ckpt
-        self.reporter = reporter or NullReporter()
+        self.reporter = (reporter or NullReporter()) if self.dist.is_main else NullReporter()
         self.callbacks = list(callbacks)
-        self.device = resolve_device(cfg.train.device)
         if ckpt is None and self.run.has_run():
             raise ConfigError(
                 "train.out",
@@ -131,18 +154,39 @@ class Trainer:
         self.info: DataInfo = entry.info(cfg.data)
         self.splits = entry.load(cfg.data)
         self.model = build_model(cfg.model, cfg.solver, self.info).to(self.device)
+        t = cfg.train
+        self.autocast = autocast(t.amp, self.device)
+        self.scaler = grad_scaler(t.amp, self.device)
+        # ``self.model`` is the plain module (weights, NFE counters); the wrapped ones run it.
+        self.train_model: nn.Module = self.model
+        if self.dist.enabled:
+            self.train_model = DistributedDataParallel(self.model)
+        self.eval_model: nn.Module = self.model
+        if t.compile:
+            self.train_model = torch.compile(self.train_model)
+            self.eval_model = torch.compile(self.model)
         # Mixing blends pixels; token ids cannot be blended, so sequence data never mixes.
         self.mixing = self.info.kind == "image" and (cfg.train.mixup > 0 or cfg.train.cutmix > 0)
         self.optimizer = torch.optim.AdamW(
             param_groups(self.model, cfg.train.weight_decay), lr=cfg.train.lr
         )
-        t = cfg.train
-        self.train_loader = make_loader(self.splits.train, t.batch_size, True, cfg.data.num_workers)
+        d = self.dist
+        batch = distributed.check_batch(t.batch_size, d.world_size)
+        workers = cfg.data.num_workers
+        self.train_loader = make_loader(self.splits.train, batch, True, workers)
+        self.sampler: DistributedSampler | None = None
+        if d.enabled:
+            self.sampler = DistributedSampler(
+                self.splits.train, d.world_size, d.rank, shuffle=True, seed=t.seed
+            )
+            self.train_loader = DataLoader(
+                self.splits.train, batch_size=batch, sampler=self.sampler, num_workers=workers
+            )
         self.val_loader = make_loader(
-            self.splits.val, 2 * t.batch_size, False, cfg.data.num_workers
+            shard(self.splits.val, d.rank, d.world_size), 2 * batch, False, workers
         )
         self.test_loader = make_loader(
-            self.splits.test, 2 * t.batch_size, False, cfg.data.num_workers
+            shard(self.splits.test, d.rank, d.world_size), 2 * batch, False, workers
         )
         self.steps_per_epoch = len(self.train_loader)
         self.total_steps = self.steps_per_epoch * t.epochs
@@ -153,14 +197,25 @@ class Trainer:
         if self.ckpt is not None:
             self.model.load_state_dict(self.ckpt["model"])
             self.optimizer.load_state_dict(self.ckpt["optimizer"])
-            torch.set_rng_state(self.ckpt["rng"]["torch"])
+            if "scaler" in self.ckpt:
+                self.scaler.load_state_dict(self.ckpt["scaler"])
+            states = self.ckpt["rng"].get("ranks", [self.ckpt["rng"]["torch"]])
+            if len(states) == d.world_size:
+                torch.set_rng_state(states[d.rank])
+            else:  # resumed on another number of processes: a fresh, distinct stream per rank
+                torch.manual_seed(t.seed * 1_000_003 + self.ckpt["epoch"] * 1009 + d.rank)
             self.epoch, self.step = self.ckpt["epoch"], self.ckpt["step"]
             self.best_val_acc, self.best_epoch = self.ckpt["best_val_acc"], self.ckpt["best_epoch"]
             self.wall_before = self.ckpt.get("wall_time_s", 0.0)
-            self.run.truncate_metrics(self.epoch)
+            if d.is_main:
+                self.run.truncate_metrics(self.epoch)
         else:
-            self.run.path.mkdir(parents=True, exist_ok=True)
-        self.run.write_config(self.cfg.to_dict())
+            if d.is_main:
+                self.run.path.mkdir(parents=True, exist_ok=True)
+            if d.enabled:  # same initial weights everywhere, then distinct draws per rank
+                torch.manual_seed(t.seed * 1_000_003 + d.rank)
+        if d.is_main:
+            self.run.write_config(self.cfg.to_dict())
 
     def _payload(self, wall: float) -> dict[str, Any]:
         return {
@@ -168,7 +223,11 @@ class Trainer:
             "data_info": dataclasses.asdict(self.info),
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "rng": {"torch": torch.get_rng_state()},
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "ranks": self.dist.gather(torch.get_rng_state()),
+            },
+            "scaler": self.scaler.state_dict(),
             "epoch": self.epoch,
             "step": self.step,
             "best_val_acc": self.best_val_acc,
@@ -178,11 +237,14 @@ class Trainer:
         }
 
     def _train_epoch(self) -> dict[str, float]:
-        t, model, stack = self.cfg.train, self.model, self.model.stack
+        t, model, stack = self.cfg.train, self.train_model, self.model.stack
         model.train()
         # Shuffle order is a function of (seed, epoch) alone, so a resumed run sees
         # exactly the batches an uninterrupted one would.
-        self.train_loader.generator.manual_seed(t.seed * 1_000_003 + self.epoch)
+        if self.sampler is not None:
+            self.sampler.set_epoch(self.epoch)
+        else:
+            self.train_loader.generator.manual_seed(t.seed * 1_000_003 + self.epoch)
         sums = {"loss": 0.0, "correct": 0.0, "n": 0, "nfe_f": 0.0, "nfe_b": 0.0, "batches": 0}
         lr = t.lr
         start = time.perf_counter()
@@ -199,20 +261,26 @@ class Trainer:
                 inputs[0], targets = mix_batch(inputs[0], y, t.mixup, t.cutmix)
             else:
                 targets = MixedTargets(y, y, 1.0)
-            logits = model(*inputs)
+            with self.autocast():
+                logits = model(*inputs)
             nfe_f = stack.nfe()
-            loss = targets.loss(logits, t.label_smoothing)
-            if not math.isfinite(loss.item()):
+            loss = targets.loss(logits.float(), t.label_smoothing)
+            # Every rank sees every rank's loss, so a blow-up anywhere stops all of them
+            # together with the same message instead of leaving the others waiting.
+            loss_value = self.dist.sum([loss.item()])[0] / self.dist.world_size
+            if not math.isfinite(loss_value):
                 raise TrainingError(
-                    f"non-finite loss ({loss.item()}) at epoch {self.epoch + 1}, batch {i + 1}; "
+                    f"non-finite loss ({loss_value}) at epoch {self.epoch + 1}, batch {i + 1}; "
                     f"stopped, and {self.run.last} still holds epoch {self.saved_epoch}. "
                     "Try a lower --lr, more solver steps or a smaller model"
                 )
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            self.scaler.scale(loss).backward()
             if t.grad_clip > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-            self.optimizer.step()
+                self.scaler.unscale_(self.optimizer)
+                nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
             self.step += 1
             n = y.numel()
             sums["loss"] += loss.item() * n
@@ -232,6 +300,8 @@ class Trainer:
                 },
             )
         seconds = time.perf_counter() - start
+        keys = list(sums)
+        sums = dict(zip(keys, self.dist.sum([sums[k] for k in keys]), strict=True))
         return {
             "train_loss": sums["loss"] / sums["n"],
             "train_acc": sums["correct"] / sums["n"],
@@ -268,6 +338,8 @@ class Trainer:
         try:
             self._epochs(started)
         except KeyboardInterrupt:
+            if not self.dist.is_main:
+                raise Interrupted("") from None  # rank 0 speaks for the run
             if self.saved_epoch == 0:
                 raise Interrupted(
                     "interrupted before the first epoch finished; nothing to resume"
@@ -277,6 +349,10 @@ class Trainer:
                 f"of {cfg.train.epochs}; "
                 f"continue with: odetx train --resume {self.run.path}"
             ) from None
+        except RuntimeError as e:
+            if self.dist.enabled and distributed.peer_lost(e):
+                raise TrainingError("") from None  # the rank that failed has said why
+            raise
         finally:
             self.reporter.close()
         return self._finish(self.wall_before + time.perf_counter() - started)
@@ -286,7 +362,7 @@ class Trainer:
         while self.epoch < cfg.train.epochs:
             row = self._train_epoch()
             self.epoch += 1
-            val = evaluate(self.model, self.val_loader, self.device)
+            val = self._evaluate(self.val_loader)
             row = {"epoch": self.epoch, **row, "val_loss": val.loss, "val_acc": val.acc}
             wall = self.wall_before + time.perf_counter() - started
             # Ties go to the later epoch: small validation sets tie often, and the later
@@ -294,21 +370,30 @@ class Trainer:
             improved = val.acc >= self.best_val_acc
             if improved:
                 self.best_val_acc, self.best_epoch = val.acc, self.epoch
-            payload = self._payload(wall)
-            save_checkpoint(self.run.last, payload)
-            if improved:
-                save_checkpoint(self.run.best, payload)
-            self.run.append_metrics(row)
+            payload = self._payload(wall)  # on every rank: it gathers their RNG states
+            if self.dist.is_main:
+                save_checkpoint(self.run.last, payload)
+                if improved:
+                    save_checkpoint(self.run.best, payload)
+                self.run.append_metrics(row)
             self.saved_epoch = self.epoch
             self.reporter.epoch_end(row)
             for callback in self.callbacks:
                 callback(self.epoch, row)
 
+    def _evaluate(self, loader: DataLoader) -> EvalResult:
+        return evaluate(
+            self.eval_model, loader, self.device, self.autocast, self.dist.sum, self.model.stack
+        )
+
     def _finish(self, wall: float) -> dict[str, Any]:
-        last = evaluate(self.model, self.test_loader, self.device)
-        best_state = load_checkpoint(self.run.best, map_location=self.device)["model"]
-        self.model.load_state_dict(best_state)
-        best = evaluate(self.model, self.test_loader, self.device)
+        last = self._evaluate(self.test_loader)
+        # Rank 0 reads best.pt and hands it on, so nodes need no shared filesystem.
+        best_state = None
+        if self.dist.is_main:
+            best_state = load_checkpoint(self.run.best, map_location="cpu")["model"]
+        self.model.load_state_dict(self.dist.broadcast(best_state))
+        best = self._evaluate(self.test_loader)
         cfg = self.cfg
         summary = {
             "dataset": cfg.data.name,
@@ -328,8 +413,13 @@ class Trainer:
             "nfe_forward": best.nfe,
             "wall_time_s": wall,
             "device": str(self.device),
+            "processes": self.dist.world_size,
+            "amp": cfg.train.amp,
             "torch": torch.__version__,
         }
-        self.run.write_summary(summary)
+        if cfg.train.compile:
+            summary["graph_breaks"] = graph_breaks()
+        if self.dist.is_main:
+            self.run.write_summary(summary)
         self.reporter.finish(summary)
         return summary
