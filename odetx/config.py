@@ -6,6 +6,7 @@ Everything is validated before any work starts; every failure is a
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
@@ -250,7 +251,7 @@ def build_config(
         overrides: ``{"model.arch": "parallel", ...}`` from flags and ``--set``.
         base: starting tree (e.g. a checkpoint's config when resuming).
     """
-    tree = base if base is not None else Config().to_dict()
+    tree = copy.deepcopy(base) if base is not None else Config().to_dict()
     if file is not None:
         tree = merge(tree, read_yaml(file))
     for dotted, value in (overrides or {}).items():

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from odetx.cli.display import err_console
 from odetx.errors import OdetxError
@@ -24,7 +25,7 @@ app = typer.Typer(
 
 def fail(message: str, code: int) -> None:
     if message:  # an empty message: another process has already reported this failure
-        err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -1,4 +1,11 @@
-"""Tabulate finished runs from their run directories; seeds of one setting are pooled."""
+"""Tabulate finished runs from their run directories; seeds of one setting are pooled.
+
+Two runs share a setting when their resolved configs (``config.yaml``) agree on
+every key but the seed and where or how the run was executed (:data:`MACHINE`);
+each setting is one row with the mean and sample standard deviation over its
+seeds. Config keys that tell settings apart but have no column of their own are
+shown in a ``setting`` column, so no two rows look alike without a reason.
+"""
 
 from __future__ import annotations
 
@@ -13,98 +20,196 @@ import yaml
 from odetx.compare.table import Column, ResultTable
 from odetx.errors import OdetxError
 
-# The fields that define a setting in the table; runs equal in all but the seed pool.
-SETTING = ("dataset", "preset", "scheme", "solver", "steps", "depth", "groups")
+# Keys that say where or how a run executed, not what it computed.
+MACHINE = (
+    "train.out",
+    "train.device",
+    "train.compile",
+    "data.root",
+    "data.download",
+    "data.num_workers",
+)
+SEED = "train.seed"
+# Config keys shown as their own column.
+SHOWN = {
+    "data.name": "dataset",
+    "model.preset": "preset",
+    "model.arch": "scheme",
+    "solver.method": "solver",
+    "solver.steps": "steps",
+    "model.depth": "depth",
+    "model.groups": "groups",
+}
 METRICS = ("params", "best_val_acc", "test_acc", "test_acc_last", "nfe", "wall_time_s")
 
 COLUMNS = [
+    Column("experiment", "experiment"),
     Column("dataset", "dataset"),
+    Column("preset", "model"),
     Column("scheme", "scheme"),
     Column("solver", "solver"),
     Column("steps", "steps"),
     Column("depth", "D"),
     Column("groups", "G"),
+    Column("setting", "setting"),
     Column("params", "params", "min", "{:,.0f}"),
-    Column("best_val_acc", "best val acc", "max", "{:.4f}"),
+    Column("best_val_acc", "best val", "max", "{:.4f}"),
     Column("test_acc", "test acc", "max", "{:.4f}"),
-    Column("test_acc_last", "final test acc", "max", "{:.4f}"),
+    Column("test_acc_last", "final acc", "max", "{:.4f}"),
     Column("nfe", "NFE", "min", "{:.4g}"),
     Column("wall_time_s", "wall s", "min", "{:.1f}"),
     Column("seeds", "seeds"),
 ]
 
 
-def expand(patterns: list[str]) -> list[Path]:
-    """Run directories named directly or by glob; a folder of runs expands to its runs."""
+def expand(patterns: list[str]) -> tuple[list[Path], list[Path]]:
+    """Finished run directories named directly or by glob, and unfinished ones met on the way.
+
+    A folder holding runs expands to every finished run below it.
+
+    Raises:
+        OdetxError: a path that does not exist, a glob that matches nothing, a file
+            that is not a run directory, or no finished run at all.
+    """
     found: list[Path] = []
+    unfinished: list[Path] = []
     for pattern in patterns:
-        matches = sorted(glob.glob(pattern)) or [pattern]
+        if glob.has_magic(pattern):
+            matches = sorted(glob.glob(pattern))
+            if not matches:
+                raise OdetxError(f"no run directory matches {pattern!r}")
+        else:
+            matches = [pattern]
         for m in matches:
             p = Path(m)
             if (p / "summary.json").is_file():
                 found.append(p)
+            elif (p / "config.yaml").is_file():
+                unfinished.append(p)
             elif p.is_dir():
-                found += sorted(s.parent for s in p.rglob("summary.json"))
-            elif not p.exists():
+                below = sorted(s.parent for s in p.rglob("summary.json"))
+                found += below
+                unfinished += [
+                    c.parent for c in sorted(p.rglob("config.yaml")) if c.parent not in below
+                ]
+            elif p.exists():
+                raise OdetxError(f"{p} is not a run directory (compare one checkpoint alone)")
+            else:
                 raise OdetxError(f"no run directory at {p}")
     if not found:
-        raise OdetxError(f"no finished runs (with summary.json) under {', '.join(patterns)}")
-    return list(dict.fromkeys(found))
+        where = ", ".join(str(u) for u in unfinished) or ", ".join(patterns)
+        raise OdetxError(f"no finished runs (with summary.json) in {where}")
+    return list(dict.fromkeys(found)), list(dict.fromkeys(unfinished))
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def read_run(path: Path) -> dict[str, Any]:
+    """One run's metrics (from ``summary.json``) and flattened config (``config.yaml``)."""
     try:
         summary = json.loads((path / "summary.json").read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise OdetxError(f"cannot read {path / 'summary.json'}: {e}") from None
-    config = {}
-    if (path / "config.yaml").is_file():
-        config = yaml.safe_load((path / "config.yaml").read_text()) or {}
+        config = {}
+        if (path / "config.yaml").is_file():
+            config = flatten(yaml.safe_load((path / "config.yaml").read_text()) or {})
+    except (OSError, json.JSONDecodeError, yaml.YAMLError, AttributeError) as e:
+        raise OdetxError(f"cannot read the run in {path}: {e}") from None
+    if not isinstance(summary, dict):
+        raise OdetxError(f"cannot read the run in {path}: summary.json holds no record")
+    # Without a config file (not written by odetx train) the summary's fields define the setting.
+    for key, name in SHOWN.items():
+        config.setdefault(key, summary.get(name))
+    config.setdefault(SEED, summary.get("seed"))
+    test, last = summary.get("test") or {}, summary.get("test_last") or {}
     return {
         "run": str(path),
-        "dataset": summary.get("dataset"),
-        "preset": summary.get("preset"),
-        "scheme": summary.get("scheme"),
-        "solver": summary.get("solver"),
-        "steps": summary.get("steps"),
-        "depth": summary.get("depth"),
-        "groups": summary.get("groups"),
-        "seed": summary.get("seed", config.get("train", {}).get("seed")),
+        "config": config,
         "params": summary.get("params"),
         "best_val_acc": summary.get("best_val_acc"),
-        "test_acc": summary.get("test", {}).get("acc"),
-        "test_acc_last": summary.get("test_last", {}).get("acc"),
+        "test_acc": test.get("acc"),
+        "test_acc_last": last.get("acc"),
         "nfe": summary.get("nfe_forward"),
         "wall_time_s": summary.get("wall_time_s"),
     }
 
 
-def pool_seeds(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per setting: mean and (for several seeds) sample std of each metric."""
+def _setting(run: dict[str, Any]) -> tuple:
+    return tuple(
+        sorted((k, repr(v)) for k, v in run["config"].items() if k != SEED and k not in MACHINE)
+    )
+
+
+def _varied_keys(settings: list[dict[str, str]]) -> list[str]:
+    """Config keys without a column of their own on which some settings disagree."""
+    keys = sorted({k for s in settings for k in s if k not in SHOWN})
+    return [k for k in keys if len({s.get(k) for s in settings}) > 1]
+
+
+def pool_seeds(runs: list[dict[str, Any]], labels: list[str | None]) -> list[dict[str, Any]]:
+    """One row per (label, setting): mean and, for several seeds, sample std of each metric."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
-    for r in runs:
-        groups.setdefault(tuple(r[k] for k in SETTING), []).append(r)
+    for run, label in zip(runs, labels, strict=True):
+        groups.setdefault((label, _setting(run)), []).append(run)
+    varied = _varied_keys([dict(key[1]) for key in groups])
     rows = []
-    for key, members in groups.items():
-        row: dict[str, Any] = dict(zip(SETTING, key, strict=True))
+    for (label, _), members in groups.items():
+        config = members[0]["config"]
+        row: dict[str, Any] = {"experiment": label}
+        row.update({name: config.get(key) for key, name in SHOWN.items()})
+        row["setting"] = ", ".join(f"{k}={config.get(k)}" for k in varied) or None
         for m in METRICS:
             values = [r[m] for r in members if r[m] is not None]
-            if not values:
-                row[m] = None
-                continue
-            row[m] = statistics.fmean(values)
+            row[m] = statistics.fmean(values) if values else None
             if len(values) > 1:
                 row[f"{m}_std"] = statistics.stdev(values)
         row["seeds"] = len(members)
+        row["seed_values"] = [r["config"].get(SEED) for r in members]
         row["runs"] = [r["run"] for r in members]
         rows.append(row)
-    rows.sort(key=lambda r: (str(r["dataset"]), -(r["test_acc"] or 0.0)))
+    order = list(dict.fromkeys(labels))
+    rows.sort(
+        key=lambda r: (
+            order.index(r["experiment"]),
+            str(r["dataset"]),
+            -(r["test_acc"] if r["test_acc"] is not None else -1.0),
+            r["nfe"] if r["nfe"] is not None else float("inf"),
+        )
+    )
     return rows
 
 
+def table_of_runs(runs: list[Path], labels: list[str | None] | None = None) -> ResultTable:
+    """The table of ``runs``; ``labels`` (e.g. sweep experiments) keep their rows apart."""
+    labels = labels if labels is not None else [None] * len(runs)
+    rows = pool_seeds([read_run(p) for p in runs], labels)
+    hidden = set() if any(label is not None for label in labels) else {"experiment"}
+    title = "finished runs"
+    for key in ("dataset", "preset"):
+        if len({r[key] for r in rows}) == 1:  # the same for every row: said once, in the title
+            hidden.add(key)
+            title += f" · {rows[0][key]}"
+    columns = [c for c in COLUMNS if c.key not in hidden]
+    table = ResultTable(title, columns, rows)
+    table.notes.append(
+        "runs equal but for the seed are pooled: mean ± sample std over the seeds counted"
+    )
+    table.notes.append("test acc: at the best validation epoch; final acc: at the last epoch")
+    return table
+
+
 def runs_table(patterns: list[str]) -> ResultTable:
-    runs = [read_run(p) for p in expand(patterns)]
-    table = ResultTable("finished runs", COLUMNS, pool_seeds(runs))
-    if any(r["seeds"] > 1 for r in table.rows):
-        table.notes.append("runs equal but for the seed are pooled: mean ± sample std over seeds")
+    """The table of every finished run that ``patterns`` (paths or globs) name."""
+    found, unfinished = expand(patterns)
+    table = table_of_runs(found)
+    if unfinished:
+        table.notes.append(
+            f"left out {len(unfinished)} unfinished run(s): {', '.join(map(str, unfinished))}"
+        )
     return table

@@ -20,7 +20,11 @@ class Column:
 
 @dataclass
 class ResultTable:
-    """Rows of dicts keyed by column ``key``; ``±`` spreads live under ``key + '_std'``."""
+    """Rows of dicts keyed by column ``key``; ``±`` spreads live under ``key + '_std'``.
+
+    Rows may carry more keys than there are columns (run paths, tolerances); the CSV
+    and JSON files hold every key, the columns' first and in table order.
+    """
 
     title: str
     columns: list[Column]
@@ -44,23 +48,43 @@ class ResultTable:
             text += " ± " + col.fmt.format(std)
         return text
 
-    def to_records(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.rows]
-
-    def write_csv(self, path: str | Path) -> None:
+    def keys(self) -> list[str]:
+        """Every key of every row: the columns (each followed by its spread), then the rest."""
         keys: list[str] = []
+        for col in self.columns:
+            keys += [k for k in (col.key, f"{col.key}_std") if any(k in r for r in self.rows)]
         for row in self.rows:
             keys += [k for k in row if k not in keys]
+        return keys
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """The rows as JSON-safe records (non-finite numbers become ``None``)."""
+        return [{k: _plain(row.get(k)) for k in self.keys()} for row in self.rows]
+
+    def write_csv(self, path: str | Path) -> None:
+        """One row per table row; lists (a setting's run directories) are joined with ``;``."""
         with Path(path).open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=keys)
+            writer = csv.DictWriter(f, fieldnames=self.keys())
             writer.writeheader()
-            writer.writerows(self.rows)
+            for record in self.to_records():
+                writer.writerow(
+                    {
+                        k: ";".join(map(str, v))
+                        if isinstance(v, list)
+                        else ("" if v is None else v)
+                        for k, v in record.items()
+                    }
+                )
 
     def write_json(self, path: str | Path) -> None:
-        Path(path).write_text(
-            json.dumps({"title": self.title, "rows": self.rows, "notes": self.notes}, indent=2)
-            + "\n"
-        )
+        record = {"title": self.title, "rows": self.to_records(), "notes": self.notes}
+        Path(path).write_text(json.dumps(record, indent=2, allow_nan=False) + "\n")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _is_number(value: Any) -> bool:
