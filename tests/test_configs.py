@@ -48,6 +48,7 @@ def test_deit_tiny_recipe_is_deit():
     assert model.patch_size == 4 and cfg.data.name == "cifar100"
     t = cfg.train
     assert t.lr == pytest.approx(5e-4 * t.batch_size / 512)  # DeiT's linear scaling rule
+    assert (t.mixup, t.cutmix) == (0.8, 1.0)  # DeiT's mixing
     assert (t.weight_decay, t.warmup_epochs, t.epochs, t.label_smoothing) == (0.05, 5, 300, 0.1)
     for arch in ("sequential", "parallel", "strang"):
         assert (
