@@ -10,6 +10,7 @@ from odetx.config import ModelConfig, SolverConfig
 from odetx.data.base import DataInfo
 from odetx.errors import ConfigError
 from odetx.models.encoder import Encoder
+from odetx.models.fused import set_fused
 from odetx.models.presets import PRESETS
 from odetx.models.schemes import SCHEMES
 from odetx.models.vit import ViT
@@ -57,6 +58,9 @@ def resolve_model(cfg: ModelConfig) -> ModelConfig:
         raise ConfigError(
             "model.shared_norm", f"applies to the parallel scheme only, not {cfg.arch!r}"
         )
+    if cfg.fused and not cfg.shared_norm:
+        # Only one norm gives A and M the same input, which is what fusion shares.
+        raise ConfigError("model.fused", "needs model.shared_norm=true (and arch parallel)")
     return cfg
 
 
@@ -82,7 +86,9 @@ def build_model(model: ModelConfig, solver: SolverConfig, info: DataInfo) -> nn.
     """Build the network ``model`` describes, integrated by ``solver``, shaped for ``info``."""
     check_fits(model, info)
     model = resolve_model(model)
-    return BACKBONES[PRESETS[model.preset].backbone](model, solver, info)
+    net = BACKBONES[PRESETS[model.preset].backbone](model, solver, info)
+    set_fused(net, model.fused)
+    return net
 
 
 def count_params(model: nn.Module) -> int:

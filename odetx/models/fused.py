@@ -1,0 +1,135 @@
+"""The fused parallel layer's weight layout (PaLM; ViT-22B, Dehghani et al. 2023).
+
+:class:`~odetx.models.fields.LayerField` can compute a shared-norm parallel layer
+fused while keeping the unfused parameters (checkpoints are one layout). This
+module converts state dicts to and from the fused layout — one input
+projection ``in_proj`` = [W_qkv; W_fc1] and one output projection ``out_proj`` =
+[W_proj, W_fc2] — and holds :class:`FusedParallelField`, a field that *owns*
+its weights in that layout, so both layouts can be measured and loaded.
+
+Per field prefix ``P`` (e.g. ``stack.blocks.0.field.``)::
+
+    unfused                              fused
+    P.attn.qkv.{weight,bias}  (3d, d)    P.in_proj.weight (3d + h, d), P.in_proj.bias
+    P.mlp.fc1.{weight,bias}   (h, d)
+    P.attn.proj.{weight,bias} (d, d)     P.out_proj.weight (d, d + h)
+    P.mlp.fc2.{weight,bias}   (d, h)     P.attn_out_bias (d), P.mlp_out_bias (d)
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from odetx.models.fields import LayerField, attend, fused_output
+from odetx.solvers import FixedStepIntegrator
+
+_QKV = "attn.qkv.weight"
+_IN = "in_proj.weight"
+
+
+def set_fused(model: nn.Module, fused: bool) -> int:
+    """Turn the fused evaluation of every shared-norm :class:`LayerField` on or off.
+
+    Returns the number of fields changed; fields without a shared norm cannot fuse.
+    """
+    fields = [m for m in model.modules() if isinstance(m, LayerField) and m.shared_norm]
+    for f in fields:
+        f.fused = fused
+    return len(fields)
+
+
+def fuse_state_dict(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """``state`` with every shared-norm field's projections in the fused layout."""
+    out = dict(state)
+    for key in [k for k in state if k.endswith(_QKV)]:
+        p = key[: -len(_QKV)]
+        if p + "norm_m.weight" in state:
+            raise ValueError(f"{p or 'the field'} has two norms; only a shared norm fuses")
+        qkv_w, fc1_w = out.pop(p + "attn.qkv.weight"), out.pop(p + "mlp.fc1.weight")
+        qkv_b = out.pop(p + "attn.qkv.bias", None)
+        if qkv_b is None:
+            qkv_b = qkv_w.new_zeros(qkv_w.shape[0])
+        out[p + "in_proj.weight"] = torch.cat([qkv_w, fc1_w])
+        out[p + "in_proj.bias"] = torch.cat([qkv_b, out.pop(p + "mlp.fc1.bias")])
+        out[p + "out_proj.weight"] = torch.cat(
+            [out.pop(p + "attn.proj.weight"), out.pop(p + "mlp.fc2.weight")], 1
+        )
+        out[p + "attn_out_bias"] = out.pop(p + "attn.proj.bias")
+        out[p + "mlp_out_bias"] = out.pop(p + "mlp.fc2.bias")
+    return out
+
+
+def unfuse_state_dict(state: dict[str, Tensor], qkv_bias: bool = True) -> dict[str, Tensor]:
+    """The inverse of :func:`fuse_state_dict` (``qkv_bias``: the model's ``model.qkv_bias``)."""
+    out = dict(state)
+    for key in [k for k in state if k.endswith(_IN)]:
+        p = key[: -len(_IN)]
+        w_in, b_in = out.pop(p + "in_proj.weight"), out.pop(p + "in_proj.bias")
+        w_out = out.pop(p + "out_proj.weight")
+        dim = w_out.shape[0]
+        out[p + "attn.qkv.weight"], out[p + "mlp.fc1.weight"] = w_in.split(
+            [3 * dim, w_in.shape[0] - 3 * dim]
+        )
+        qkv_b, out[p + "mlp.fc1.bias"] = b_in.split([3 * dim, b_in.shape[0] - 3 * dim])
+        if qkv_bias:
+            out[p + "attn.qkv.bias"] = qkv_b
+        elif qkv_b.any():
+            raise ValueError(f"{p}in_proj.bias has a non-zero qkv part but qkv_bias=False")
+        out[p + "attn.proj.weight"], out[p + "mlp.fc2.weight"] = w_out.split(
+            [dim, w_out.shape[1] - dim], 1
+        )
+        out[p + "attn.proj.bias"] = out.pop(p + "attn_out_bias")
+        out[p + "mlp.fc2.bias"] = out.pop(p + "mlp_out_bias")
+    return {k: v.contiguous() for k, v in out.items()}
+
+
+class FusedParallelField(nn.Module):
+    """A shared-norm :class:`LayerField` whose parameters are stored fused.
+
+    A and M alone (``which`` 0, 1) use views of the fused weights. Its state dict
+    is :func:`fuse_state_dict` of the equivalent ``LayerField``'s. Dropout is not
+    supported (the fused sum has no place for the MLP's output dropout).
+    """
+
+    def __init__(self, dim: int, heads: int, hidden: int) -> None:
+        super().__init__()
+        self.dim, self.heads, self.hidden = dim, heads, hidden
+        self.norm_a = nn.LayerNorm(dim)
+        self.in_proj = nn.Linear(dim, 3 * dim + self.hidden)
+        self.out_proj = nn.Linear(dim + self.hidden, dim, bias=False)
+        self.attn_out_bias = nn.Parameter(torch.zeros(dim))
+        self.mlp_out_bias = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, which: int, t: float, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        h = self.norm_a(x)
+        d3 = 3 * self.dim
+        w_in, b_in, w_out = self.in_proj.weight, self.in_proj.bias, self.out_proj.weight
+        if which == 0:
+            y = attend(F.linear(h, w_in[:d3], b_in[:d3]), self.heads, mask, 0.0)
+            return F.linear(y, w_out[:, : self.dim], self.attn_out_bias)
+        if which == 1:
+            y = F.gelu(F.linear(h, w_in[d3:], b_in[d3:]))
+            return F.linear(y, w_out[:, self.dim :], self.mlp_out_bias)
+        q_k_v, pre = F.linear(h, w_in, b_in).split([d3, self.hidden], -1)
+        a, g = attend(q_k_v, self.heads, mask, 0.0), F.gelu(pre)
+        w_a, w_g = w_out.split([self.dim, self.hidden], 1)
+        return fused_output(a, g, w_a, w_g, self.attn_out_bias + self.mlp_out_bias)
+
+
+def to_fused_fields(model: nn.Module) -> nn.Module:
+    """Swap every shared-norm field of a built, fixed-step model for a
+    :class:`FusedParallelField` holding the same weights (in place; returns ``model``)."""
+    for parent in list(model.modules()):
+        f = getattr(parent, "field", None)
+        if isinstance(f, LayerField) and f.shared_norm:
+            if not isinstance(parent, FixedStepIntegrator):
+                raise ValueError("only fixed-step integrators can swap their field")
+            if f.mlp.dropout > 0.0 or f.attn.dropout > 0.0:
+                raise ValueError("FusedParallelField does not support dropout")
+            dim, hidden = f.norm_a.normalized_shape[0], f.mlp.fc1.out_features
+            new = FusedParallelField(dim, f.attn.heads, hidden)
+            new.load_state_dict(fuse_state_dict(f.state_dict()))
+            parent.field = new.to(f.norm_a.weight)
+    return model
