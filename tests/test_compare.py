@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from odetx.cli import compare as compare_cli
 from odetx.cli.app import app
 from odetx.compare import sweep as sweep_module
+from odetx.compare.runs import paired
 from odetx.compare.solvers import fit_order
 from odetx.config import build_config
 from odetx.data import DATASETS
@@ -455,3 +456,26 @@ def test_a_run_directory_that_is_not_finished_is_named(tmp_path, checkpoint):
     shutil.copytree(checkpoint, run)
     (run / "summary.json").unlink()
     one_line_error(invoke("compare", run), 1, f"no finished runs (with summary.json) in {run}")
+
+
+def test_paired_compares_seed_by_seed_with_an_exact_sign_flip_test():
+    # Seed 3 ran in one arm only and is left out; differences by hand: +0.1, −0.05, +0.05.
+    a = {0: 0.90, 1: 0.80, 2: 0.85}
+    b = {0: 0.80, 1: 0.85, 2: 0.80, 3: 0.50}
+    p = paired(a, b)
+    assert p["seeds"] == [0, 1, 2]
+    assert p["diffs"] == pytest.approx([0.1, -0.05, 0.05])
+    assert p["mean"] == pytest.approx(0.1 / 3)
+    assert p["sd"] == pytest.approx(
+        math.sqrt(((0.2 / 3) ** 2 + (0.25 / 3) ** 2 + (0.05 / 3) ** 2) / 2)
+    )
+    assert (p["a_wins"], p["b_wins"], p["ties"]) == (2, 1, 0)
+    # The 8 sign patterns of (0.1, 0.05, 0.05) sum to ±0.2, ±0.1, ±0.1, 0, 0: 6 reach |0.1|.
+    assert p["p"] == pytest.approx(6 / 8)
+    assert p["p_min"] == pytest.approx(2 / 8)
+    # Every seed favouring one arm is the most extreme pattern there is: p = 2 / 2**n.
+    five = paired({s: 1.0 + s for s in range(5)}, {s: 0.5 + s for s in range(5)})
+    assert (five["a_wins"], five["ties"], five["p"]) == (5, 0, pytest.approx(2 / 32))
+    tie = paired({0: 0.5}, {0: 0.5})
+    assert (tie["ties"], tie["sd"], tie["p"]) == (1, None, 1.0)
+    assert paired({0: 1.0}, {1: 1.0}) is None

@@ -10,6 +10,7 @@ shown in a ``setting`` column, so no two rows look alike without a reason.
 from __future__ import annotations
 
 import glob
+import itertools
 import json
 import statistics
 from pathlib import Path
@@ -213,3 +214,38 @@ def runs_table(patterns: list[str]) -> ResultTable:
             f"left out {len(unfinished)} unfinished run(s): {', '.join(map(str, unfinished))}"
         )
     return table
+
+
+def paired(a: dict[Any, float], b: dict[Any, float]) -> dict[str, Any] | None:
+    """Two arms trained with the same seeds, compared seed by seed: ``a − b``.
+
+    ``a`` and ``b`` map a seed to a metric (e.g. test accuracy). Seeds present in only
+    one arm are left out; ``None`` when no seed is shared. Returns the seeds, the
+    per-seed differences, their mean and sample sd (``None`` for one seed), how many
+    seeds favour ``a``, favour ``b`` or tie, and ``p``: the exact two-sided sign-flip
+    (paired permutation) p-value of the mean difference, whose smallest possible value
+    with n seeds is ``p_min`` = 2 / 2**n.
+    """
+    seeds = sorted(set(a) & set(b), key=repr)
+    if not seeds:
+        return None
+    diffs = [a[s] - b[s] for s in seeds]
+    tol = 1e-12
+    observed = abs(sum(diffs))
+    flips = list(itertools.product((1, -1), repeat=len(diffs)))
+    extreme = sum(
+        1
+        for signs in flips
+        if abs(sum(s * d for s, d in zip(signs, diffs, strict=True))) >= observed - tol
+    )
+    return {
+        "seeds": seeds,
+        "diffs": diffs,
+        "mean": statistics.fmean(diffs),
+        "sd": statistics.stdev(diffs) if len(diffs) > 1 else None,
+        "a_wins": sum(d > tol for d in diffs),
+        "b_wins": sum(d < -tol for d in diffs),
+        "ties": sum(abs(d) <= tol for d in diffs),
+        "p": extreme / len(flips),
+        "p_min": 2 / len(flips),
+    }
