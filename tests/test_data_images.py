@@ -184,6 +184,13 @@ def test_train_one_epoch_then_eval_from_the_cli(tmp_path, name, patch):
     assert record["acc"] == pytest.approx(summary["test"]["acc"])
 
 
+# A ViT small enough to train one epoch of the tiny MNIST files in a second.
+TINY_MNIST_MODEL = [
+    *("--set", "model.dim=16", "--set", "model.depth=2", "--set", "model.heads=2"),
+    *("--set", "model.patch_size=7", "--device", "cpu"),
+]
+
+
 def test_odetx_train_on_a_folder_of_mnist_files(tmp_path):
     make_mnist(tmp_path / "data")
     result = runner.invoke(
@@ -200,16 +207,7 @@ def test_odetx_train_on_a_folder_of_mnist_files(tmp_path):
             "32",
             "--out",
             str(tmp_path / "run"),
-            "--set",
-            "model.dim=16",
-            "--set",
-            "model.depth=2",
-            "--set",
-            "model.heads=2",
-            "--set",
-            "model.patch_size=7",
-            "--device",
-            "cpu",
+            *TINY_MNIST_MODEL,
         ],
     )
     assert result.exit_code == 0, result.output
@@ -250,16 +248,7 @@ def test_download_flag_reaches_the_fetcher(tmp_path, monkeypatch):
         "1",
         "--batch-size",
         "32",
-        "--set",
-        "model.dim=16",
-        "--set",
-        "model.depth=2",
-        "--set",
-        "model.heads=2",
-        "--set",
-        "model.patch_size=7",
-        "--device",
-        "cpu",
+        *TINY_MNIST_MODEL,
     ]
     assert runner.invoke(app, [*args, "--out", str(tmp_path / "no")]).exit_code != 0
     assert fetched == []  # never without --download
