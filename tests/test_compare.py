@@ -479,3 +479,4 @@ def test_paired_compares_seed_by_seed_with_an_exact_sign_flip_test():
     tie = paired({0: 0.5}, {0: 0.5})
     assert (tie["ties"], tie["sd"], tie["p"]) == (1, None, 1.0)
     assert paired({0: 1.0}, {1: 1.0}) is None
+    assert paired({10: 1.0, 2: 0.0}, {10: 0.0, 2: 0.0})["seeds"] == [2, 10]  # not as text

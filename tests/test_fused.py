@@ -7,19 +7,21 @@ import torch
 from odetx.config import ModelConfig, SolverConfig
 from odetx.data.base import DataInfo
 from odetx.errors import ConfigError
+from odetx.inference import load_model
 from odetx.models import build_model
 from odetx.models.fields import LayerField
 from odetx.models.fused import (
     FusedParallelField,
     fuse_state_dict,
-    set_fused,
     to_fused_fields,
     unfuse_state_dict,
 )
 from odetx.solvers.field import ATTN, BOTH, MLP
+from odetx.training import Trainer
 
 TOL = dict(rtol=1e-10, atol=1e-10)
 INFO = DataInfo("image", num_classes=7, image_size=8, in_chans=1)
+SMALL = dict(arch="parallel", shared_norm=True, depth=2, dim=24, heads=3, mlp_ratio=2.0)
 
 
 def field(qkv_bias=True, **kw):
@@ -31,84 +33,80 @@ def field(qkv_bias=True, **kw):
     return f
 
 
-def value_and_grads(f, x, mask=None, which=BOTH):
+def fused_copy(f):
+    g = FusedParallelField(24, 3, 2.0).double()
+    g.load_state_dict(fuse_state_dict(f.state_dict()))
+    return g
+
+
+def value_and_grads(f, x, mask, which):
     x = x.clone().requires_grad_()
     f.zero_grad()
     y = f(which, 0.0, x, mask)
     (y * torch.linspace(-1, 1, y.numel(), dtype=y.dtype).view_as(y)).sum().backward()
-    return y.detach(), x.grad, {n: p.grad.clone() for n, p in f.named_parameters()}
+    # A parameter the field did not use (A alone, M alone) has a zero gradient.
+    grads = {n: torch.zeros_like(p) if p.grad is None else p.grad for n, p in f.named_parameters()}
+    return y.detach(), x.grad, grads
 
 
-@pytest.mark.parametrize("qkv_bias", [True, False])
+def models(solver=SolverConfig(method="rk4", steps=2)):
+    """An unfused shared-norm model and a ``model.fused`` one holding the same weights."""
+    torch.manual_seed(0)
+    plain = build_model(ModelConfig(**SMALL, dropout=0.0), solver, INFO).double().eval()
+    fused = build_model(ModelConfig(**SMALL, dropout=0.0, fused=True), solver, INFO)
+    fused.double().eval().load_state_dict(fuse_state_dict(plain.state_dict()))
+    return plain, fused
+
+
+@pytest.mark.parametrize("which", [ATTN, MLP, BOTH])
 @pytest.mark.parametrize("masked", [False, True])
-def test_fused_and_unfused_layer_agree_in_value_and_gradient(qkv_bias, masked):
-    f = field(qkv_bias)
+def test_fused_field_computes_the_unfused_layer_in_value_and_every_gradient(which, masked):
+    f = field()
+    g = fused_copy(f)
     x = torch.randn(3, 6, 24, dtype=torch.float64)
     mask = torch.tensor([[True] * 6, [True] * 4 + [False] * 2, [True] * 2 + [False] * 4])
     mask = mask if masked else None
-    assert not f.fused  # opt-in
-    assert set_fused(f, True) == 1
-    fused = value_and_grads(f, x, mask)
-    f.fused = False
-    unfused = value_and_grads(f, x, mask)
-    torch.testing.assert_close(fused[0], unfused[0], **TOL)
-    torch.testing.assert_close(fused[1], unfused[1], **TOL)
-    assert fused[2].keys() == unfused[2].keys()
-    for name in fused[2]:
-        torch.testing.assert_close(fused[2][name], unfused[2][name], **TOL, msg=name)
+    want_y, want_dx, want_dw = value_and_grads(f, x, mask, which)
+    y, dx, dw = value_and_grads(g, x, mask, which)
+    torch.testing.assert_close(y, want_y, **TOL)
+    torch.testing.assert_close(dx, want_dx, **TOL)
+    # The fused parameters' gradients are the unfused gradients in the fused layout.
+    want_fused = fuse_state_dict(want_dw)
+    assert dw.keys() == want_fused.keys()
+    for name in dw:
+        torch.testing.assert_close(dw[name], want_fused[name], **TOL, msg=name)
 
 
-def test_fusion_is_only_used_for_the_unsplit_field_and_never_changes_a_or_m(monkeypatch):
-    f = field()
-    f.fused = True
-    x = torch.randn(2, 5, 24, dtype=torch.float64)
-    calls = []
-    real = f.fused_parallel
-    monkeypatch.setattr(f, "fused_parallel", lambda *a: calls.append(1) or real(*a))
-    a, m = f(ATTN, 0.0, x), f(MLP, 0.0, x)
-    assert not calls
-    torch.testing.assert_close(f(BOTH, 0.0, x), a + m, **TOL)
-    assert calls == [1]
-    assert set_fused(LayerField(8, 2, 2.0), True) == 0  # two norms: nothing to fuse
-
-
-def test_training_with_dropout_falls_back_to_the_unfused_sum(monkeypatch):
-    f = field(dropout=0.1).train()
-    f.fused = True
-    monkeypatch.setattr(f, "fused_parallel", lambda *a: pytest.fail("fused with MLP dropout"))
-    f(BOTH, 0.0, torch.randn(2, 5, 24, dtype=torch.float64))
-
-
-def test_state_dict_round_trips_between_layouts_and_the_fused_layout_computes_the_same():
-    cfg = ModelConfig(
-        arch="parallel", shared_norm=True, depth=2, dim=24, heads=3, mlp_ratio=2.0, dropout=0.0
-    )
-    torch.manual_seed(0)
-    model = build_model(cfg, SolverConfig(method="rk4", steps=2), INFO).double().eval()
-    state = model.state_dict()
-    fused = fuse_state_dict(state)
-    assert "stack.blocks.0.field.in_proj.weight" in fused
-    assert not any("qkv" in k or "fc1" in k for k in fused)
-    back = unfuse_state_dict(fused)
+def test_state_dicts_round_trip_and_a_model_fused_model_computes_the_same():
+    plain, fused = models()
+    state = plain.state_dict()
+    assert fused.state_dict().keys() == fuse_state_dict(state).keys()
+    assert "stack.blocks.0.field.in_proj.weight" in fused.state_dict()
+    assert not any("qkv" in k or "fc1" in k for k in fused.state_dict())
+    back = unfuse_state_dict(fused.state_dict())
     assert back.keys() == state.keys()
     for k in state:
         assert torch.equal(back[k], state[k]), k
-    # A model whose fields own fused parameters loads the fused dict and agrees.
     images = torch.randn(4, 1, 8, 8, dtype=torch.float64)
-    want = model(images)
-    assert set_fused(model, True) == 2
-    torch.testing.assert_close(model(images), want, **TOL)
-    to_fused_fields(model)
-    assert isinstance(model.stack.blocks[0].field, FusedParallelField)
-    assert model.state_dict().keys() == fused.keys()
-    model.load_state_dict(fused)
-    torch.testing.assert_close(model(images), want, **TOL)
-    # ... and its split fields are the unfused A and M.
-    x = torch.randn(2, 5, 24, dtype=torch.float64)
-    ref = LayerField(24, 3, 2.0, shared_norm=True).double()
-    ref.load_state_dict(unfuse_state_dict(model.stack.blocks[1].field.state_dict()))
-    for which in (ATTN, MLP, BOTH):
-        torch.testing.assert_close(model.stack.blocks[1].field(which, 0.0, x), ref(which, 0.0, x))
+    torch.testing.assert_close(fused(images), plain(images), **TOL)
+
+
+def test_model_fused_works_under_an_adaptive_solver():
+    plain, fused = models(SolverConfig(method="dopri5", rtol=1e-9, atol=1e-9))
+    images = torch.randn(2, 1, 8, 8, dtype=torch.float64)
+    torch.testing.assert_close(fused(images), plain(images), rtol=1e-8, atol=1e-8)
+
+
+def test_to_fused_fields_swaps_a_built_models_fields_in_place():
+    plain, _ = models()
+    images = torch.randn(4, 1, 8, 8, dtype=torch.float64)
+    want = plain(images)
+    to_fused_fields(plain)
+    assert all(isinstance(b.field, FusedParallelField) for b in plain.stack.blocks)
+    torch.testing.assert_close(plain(images), want, **TOL)
+    adaptive, _ = models(SolverConfig(method="dopri5"))
+    with pytest.raises(ValueError, match="fixed-step"):
+        to_fused_fields(adaptive)
 
 
 def test_layouts_refuse_what_they_cannot_represent():
@@ -122,14 +120,23 @@ def test_layouts_refuse_what_they_cannot_represent():
     assert no_bias.keys() == field(qkv_bias=False).state_dict().keys()
 
 
+@pytest.mark.parametrize(
+    "kw, needle",
+    [
+        (dict(arch="parallel"), "shared_norm"),
+        (dict(SMALL, dropout=0.1), "dropout"),
+        (dict(SMALL, dropout=0.0, qkv_bias=False), "qkv_bias"),
+    ],
+)
+def test_model_fused_needs_a_shared_norm_no_dropout_and_qkv_biases(kw, needle):
+    with pytest.raises(ConfigError, match=f"model.fused.*{needle}"):
+        build_model(ModelConfig(**kw, fused=True), SolverConfig(), INFO)
+
+
 @pytest.mark.parametrize("fmt", ["script", "export"])
 def test_the_fused_layer_scripts_and_exports(fmt):
-    cfg = ModelConfig(
-        arch="parallel", shared_norm=True, depth=2, dim=24, heads=3, mlp_ratio=2.0, dropout=0.0
-    )
-    torch.manual_seed(0)
-    model = build_model(cfg, SolverConfig(method="heun", steps=2), INFO).eval()
-    set_fused(model, True)
+    _, model = models(SolverConfig(method="heun", steps=2))
+    model.float()
     images = torch.randn(3, 1, 8, 8)
     with torch.no_grad():
         want = model(images)
@@ -140,14 +147,11 @@ def test_the_fused_layer_scripts_and_exports(fmt):
     torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
 
 
-def test_model_fused_config_turns_fusion_on_and_needs_a_shared_norm():
-    cfg = ModelConfig(arch="parallel", shared_norm=True, fused=True, depth=2, dim=24, heads=3)
-    model = build_model(cfg, SolverConfig(), INFO)
-    fields = [m for m in model.modules() if isinstance(m, LayerField)]
-    assert fields and all(f.fused for f in fields)
-    plain = build_model(
-        ModelConfig(arch="parallel", shared_norm=True, depth=2), SolverConfig(), INFO
+def test_a_fused_run_trains_and_its_checkpoint_loads(tmp_path, tiny_config):
+    cfg = tiny_config(
+        train__epochs=1, model__shared_norm=True, model__fused=True, model__dropout=0.0
     )
-    assert not any(m.fused for m in plain.modules() if isinstance(m, LayerField))
-    with pytest.raises(ConfigError, match="model.fused"):
-        build_model(ModelConfig(arch="parallel", fused=True), SolverConfig(), INFO)
+    Trainer(cfg, tmp_path / "run").fit()
+    loaded = load_model(tmp_path / "run", {"method": "rk4", "steps": 2})
+    fields = [m for m in loaded.rebuild(loaded.solver).modules() if hasattr(m, "in_proj")]
+    assert fields and all(isinstance(f, FusedParallelField) for f in fields)

@@ -41,11 +41,18 @@ def test_unknown_amp_mode_is_refused(tiny_config):
         tiny_config(train__amp="fp8")
 
 
-@pytest.mark.parametrize("arch", SCHEMES.names())
-def test_the_fixed_step_integrator_compiles_without_graph_breaks(arch):
+FUSED = dict(shared_norm=True, fused=True, dropout=0.0)
+
+
+@pytest.mark.parametrize(
+    "arch, extra",
+    [pytest.param(a, {}, id=a) for a in SCHEMES.names()]
+    + [pytest.param("parallel", FUSED, id="parallel-fused")],
+)
+def test_the_fixed_step_integrator_compiles_without_graph_breaks(arch, extra):
     info = DataInfo("image", num_classes=10, image_size=8, in_chans=1)
     model = build_model(
-        ModelConfig(arch=arch, depth=2, dim=16, heads=2, groups=1),
+        ModelConfig(arch=arch, depth=2, dim=16, heads=2, groups=1, **extra),
         SolverConfig(method="rk4", steps=2),
         info,
     )
@@ -53,3 +60,10 @@ def test_the_fixed_step_integrator_compiles_without_graph_breaks(arch):
     report = torch._dynamo.explain(model)(torch.randn(3, 1, 8, 8))
     assert report.graph_break_count == 0, report.break_reasons
     assert report.graph_count == 1
+
+
+def test_a_compiled_run_trains_and_reports_its_graph_breaks(tmp_path, tiny_config):
+    torch._dynamo.reset()
+    summary = Trainer(tiny_config(train__epochs=1, train__compile=True), tmp_path / "run").fit()
+    assert summary["graph_breaks"] == 0
+    assert torch.isfinite(torch.tensor(summary["test"]["loss"]))

@@ -110,6 +110,12 @@ class RichReporter:
                     "NFE per forward": summary["nfe_forward"],
                     "params": summary["params"],
                     "wall time": f"{summary['wall_time_s']:.1f}s",
+                    # Only compiled runs have the entry; a break costs speed, not results.
+                    **(
+                        {"graph breaks (--compile)": summary["graph_breaks"]}
+                        if "graph_breaks" in summary
+                        else {}
+                    ),
                 },
             )
         )

@@ -226,16 +226,20 @@ def paired(a: dict[Any, float], b: dict[Any, float]) -> dict[str, Any] | None:
     (paired permutation) p-value of the mean difference, whose smallest possible value
     with n seeds is ``p_min`` = 2 / 2**n.
     """
-    seeds = sorted(set(a) & set(b), key=repr)
-    if not seeds:
+    shared = set(a) & set(b)
+    if not shared:
         return None
+    try:
+        seeds = sorted(shared)  # numerically: 2 before 10
+    except TypeError:  # seeds of mixed kinds
+        seeds = sorted(shared, key=repr)
     diffs = [a[s] - b[s] for s in seeds]
     tol = 1e-12
     observed = abs(sum(diffs))
-    flips = list(itertools.product((1, -1), repeat=len(diffs)))
+    n_flips = 2 ** len(diffs)
     extreme = sum(
         1
-        for signs in flips
+        for signs in itertools.product((1, -1), repeat=len(diffs))
         if abs(sum(s * d for s, d in zip(signs, diffs, strict=True))) >= observed - tol
     )
     return {
@@ -246,6 +250,6 @@ def paired(a: dict[Any, float], b: dict[Any, float]) -> dict[str, Any] | None:
         "a_wins": sum(d > tol for d in diffs),
         "b_wins": sum(d < -tol for d in diffs),
         "ties": sum(abs(d) <= tol for d in diffs),
-        "p": extreme / len(flips),
-        "p_min": 2 / len(flips),
+        "p": extreme / n_flips,
+        "p_min": 2 / n_flips,
     }

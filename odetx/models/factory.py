@@ -10,7 +10,6 @@ from odetx.config import ModelConfig, SolverConfig
 from odetx.data.base import DataInfo
 from odetx.errors import ConfigError
 from odetx.models.encoder import Encoder
-from odetx.models.fused import set_fused
 from odetx.models.presets import PRESETS
 from odetx.models.schemes import SCHEMES
 from odetx.models.vit import ViT
@@ -61,6 +60,9 @@ def resolve_model(cfg: ModelConfig) -> ModelConfig:
     if cfg.fused and not cfg.shared_norm:
         # Only one norm gives A and M the same input, which is what fusion shares.
         raise ConfigError("model.fused", "needs model.shared_norm=true (and arch parallel)")
+    if cfg.fused and (cfg.dropout or not cfg.qkv_bias):
+        # The MLP's output dropout has no place in the fused sum A + M.
+        raise ConfigError("model.fused", "needs model.dropout=0 and model.qkv_bias=true")
     return cfg
 
 
@@ -86,9 +88,7 @@ def build_model(model: ModelConfig, solver: SolverConfig, info: DataInfo) -> nn.
     """Build the network ``model`` describes, integrated by ``solver``, shaped for ``info``."""
     check_fits(model, info)
     model = resolve_model(model)
-    net = BACKBONES[PRESETS[model.preset].backbone](model, solver, info)
-    set_fused(net, model.fused)
-    return net
+    return BACKBONES[PRESETS[model.preset].backbone](model, solver, info)
 
 
 def count_params(model: nn.Module) -> int:

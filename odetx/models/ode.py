@@ -6,12 +6,14 @@ from torch import Tensor, nn
 
 from odetx.config import ModelConfig, SolverConfig
 from odetx.models.fields import LayerField
+from odetx.models.fused import FusedParallelField
 from odetx.models.schemes import SCHEMES
 from odetx.solvers import build_integrator
 
 
 class ODEStack(nn.Module):
-    """``groups`` blocks; block ``g`` owns one :class:`LayerField` and integrates it
+    """``groups`` blocks; block ``g`` owns one :class:`LayerField` (or
+    :class:`FusedParallelField`) and integrates it
     over ``[g·D/G, (g+1)·D/G]``, so the whole stack spans the depth ``D``.
 
     With ``G = D``, one Euler step and ``sequential`` this is exactly the usual
@@ -24,14 +26,7 @@ class ODEStack(nn.Module):
         span = model.depth / model.groups
         self.blocks = nn.ModuleList(
             build_integrator(
-                LayerField(
-                    model.dim,
-                    model.heads,
-                    model.mlp_ratio,
-                    model.qkv_bias,
-                    model.dropout,
-                    model.shared_norm,
-                ),
+                _field(model),
                 solver,
                 substeps,
                 g * span,
@@ -51,3 +46,12 @@ class ODEStack(nn.Module):
     def reset_nfe(self) -> None:
         for block in self.blocks:
             block.reset_nfe()
+
+
+def _field(model: ModelConfig) -> nn.Module:
+    """One group's weights: the fused parallel layer or the plain one."""
+    if model.fused:
+        return FusedParallelField(model.dim, model.heads, model.mlp_ratio)
+    return LayerField(
+        model.dim, model.heads, model.mlp_ratio, model.qkv_bias, model.dropout, model.shared_norm
+    )
