@@ -209,10 +209,14 @@ def parse_set(items: list[str]) -> dict[str, Any]:
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML config file (``safe_load`` only)."""
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError("--config", f"{p} is a folder, not a YAML file")
     if not p.is_file():
         raise ConfigError("--config", f"no such file: {p}")
     try:
-        data = yaml.safe_load(p.read_text())
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError("--config", f"{p} is not a UTF-8 text file") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""

@@ -16,6 +16,13 @@ def test_round_trip(tmp_path):
     assert torch.equal(loaded["model"]["w"], torch.ones(3)) and loaded["config"] == {"a": 1}
 
 
+def test_checkpoints_get_the_mode_of_any_other_run_file(tmp_path):
+    save_checkpoint(tmp_path / "c.pt", PAYLOAD)
+    (tmp_path / "plain.txt").write_text("x")  # what open() makes under this umask
+    mode = (tmp_path / "plain.txt").stat().st_mode & 0o777
+    assert (tmp_path / "c.pt").stat().st_mode & 0o777 == mode  # not mkstemp's private 0600
+
+
 def test_crash_mid_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     path = tmp_path / "last.pt"
     save_checkpoint(path, PAYLOAD)

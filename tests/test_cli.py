@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -92,6 +94,10 @@ def test_no_arguments_is_the_embedded_default(captured):
         (["--set", "model.depht=3"], "model.depht: unknown key"),
         (["--set", "train.lr=fast"], "train.lr: expected float"),
         (["-c", "missing.yaml"], "no such file"),
+        (
+            ["--set", "model.pool=max"],
+            "model.pool: unknown pooling 'max'; choose one of: cls, mean",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(captured, args, needle):
@@ -101,6 +107,37 @@ def test_bad_input_is_one_line_and_exit_2(captured, args, needle):
     assert "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert "cfg" not in captured  # refused before any work started
+
+
+def test_a_config_that_is_not_utf8_text_is_one_line(captured, tmp_path):
+    (tmp_path / "bin.yaml").write_bytes(b"\xff\xfe\x00bad")
+    result = invoke("train", "-c", tmp_path / "bin.yaml")
+    assert result.exit_code == 2 and "is not a UTF-8 text file" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [(["train", "--bogus"], "No such option: --bogus"), (["eval", "x", "--batch-size", "0"], "1")],
+)
+def test_usage_errors_from_the_console_script_are_one_line(args, needle):
+    # CliRunner calls the app itself; the one-line form belongs to the entry point.
+    result = subprocess.run(
+        [sys.executable, "-m", "odetx", *args], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], lines
+    assert "--help" in lines[0] and not result.stdout
+
+
+def test_a_path_odetx_cannot_use_is_one_line_and_the_file_is_kept(tmp_path):
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("keep me")
+    result = invoke("data", "listops", "--out", blocker, "--train-size", 10)
+    assert result.exit_code == 1 and f"{blocker}: File exists" in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+    assert blocker.read_text() == "keep me"
 
 
 def test_unknown_choice_is_a_usage_error(captured):
@@ -157,6 +194,13 @@ def test_eval_refuses_bad_checkpoints(tmp_path, trained_run):
     assert "Traceback" not in result.output
     result = invoke("eval", trained_run, "--solver", "euler", "--rtol", "1e-3")
     assert result.exit_code == 2 and "solver.rtol" in result.output
+
+
+def test_resume_refuses_another_out_folder(trained_run, tmp_path):
+    result = invoke("train", "--resume", trained_run, "--out", tmp_path / "elsewhere")
+    assert result.exit_code == 2
+    assert f"a resumed run continues in its own folder, {trained_run}" in result.output
+    assert not (tmp_path / "elsewhere").exists()
 
 
 def test_resume_continues_the_run(trained_run, tmp_path):

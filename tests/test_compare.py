@@ -445,6 +445,9 @@ def test_bad_input_is_one_line(tmp_path, monkeypatch, args, code, needle):
         (["--solver", "dopri5", "--steps", "2"], "--steps: applies to fixed-step solvers"),
         (["--split", "dev"], "--split: unknown split 'dev'"),
         (["--csv", "no/such/dir/t.csv"], "--csv: folder no/such/dir does not exist"),
+        # Never overwrite a file of another kind, such as a checkpoint.
+        (["--csv", "best.pt"], "--csv: best.pt must end in .csv"),
+        (["--json", "table.csv"], "--json: table.csv must end in .json"),
     ],
 )
 def test_bad_solver_options_are_one_line(checkpoint, args, needle):

@@ -69,6 +69,13 @@ def test_existing_run_is_never_overwritten(tmp_path, tiny_config):
     assert (tmp_path / "run" / "last.pt").read_bytes() == before
 
 
+def test_a_non_finite_loss_before_any_checkpoint_says_nothing_was_saved(tmp_path, tiny_config):
+    trainer = Trainer(tiny_config(train__epochs=2, train__lr=1e9), tmp_path / "run")
+    with pytest.raises(TrainingError, match="epoch 1.*no epoch had finished, so nothing was saved"):
+        trainer.fit()
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_config):
     cfg = tiny_config(train__epochs=3)
     calls = {"n": 0}

@@ -23,6 +23,10 @@ app = typer.Typer(
 )
 
 
+# typer vendors click, whose UsageError it exposes only as BadParameter's base.
+UsageError: type[Exception] = typer.BadParameter.__mro__[1]
+
+
 def fail(message: str, code: int) -> None:
     if message:  # an empty message: another process has already reported this failure
         err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
@@ -30,7 +34,8 @@ def fail(message: str, code: int) -> None:
 
 
 def command(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn odetx errors and Ctrl-C into one line and an exit code, never a traceback."""
+    """Turn odetx errors, unusable paths and Ctrl-C into one line and an exit code,
+    never a traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -38,6 +43,9 @@ def command(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
         except OdetxError as e:
             fail(str(e), e.exit_code)
+        except OSError as e:  # a path odetx could not use: the OS's own words, one line
+            where = e.filename if e.filename is not None else "file system"
+            fail(f"{where}: {e.strerror or e}", 1)
         except KeyboardInterrupt:
             fail("interrupted; files already written are kept", 130)
 
@@ -61,4 +69,18 @@ _register()
 
 
 def main() -> None:
-    sys.exit(app())
+    # Not standalone: click's usage errors (unknown option, bad value) come back here
+    # to be printed as one line like every other error, instead of a boxed panel.
+    try:
+        code = app(standalone_mode=False)
+    except UsageError as e:
+        where = e.ctx.command_path if e.ctx is not None else "odetx"
+        err_console.print(
+            f"[bold red]error:[/] {escape(e.format_message())} (see {escape(where)} --help)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        code = 2
+    except typer.Abort:  # Ctrl-C outside a command
+        code = 130
+    sys.exit(code if isinstance(code, int) else 0)

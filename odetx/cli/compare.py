@@ -34,6 +34,17 @@ def _steps(text: str | None) -> list[int]:
     return steps
 
 
+def _check_output(flag: str, path: Path, suffix: str) -> None:
+    """Before any work: a writable place, and never a file of another kind (a checkpoint)."""
+    if path.suffix.lower() != suffix:
+        # An existing file of that suffix is replaced, as a regenerated table should be.
+        raise ConfigError(flag, f"{path} must end in {suffix}")
+    if path.is_dir():
+        raise ConfigError(flag, f"{path} is a folder")
+    if not path.parent.is_dir():
+        raise ConfigError(flag, f"folder {path.parent} does not exist")
+
+
 def _is_checkpoint(target: str) -> bool:
     return Path(target).is_file() or target.endswith((".pt", ".pth"))
 
@@ -159,9 +170,13 @@ def compare_cmd(
         raise ConfigError("compare", "give a checkpoint, run directories, or --sweep FILE")
     if split is not None and split not in SPLITS:
         raise ConfigError("--split", f"unknown split {split!r}; choose {', '.join(SPLITS)}")
-    for flag, path in (("--csv", csv), ("--json", json_out), ("--plot", plot)):
-        if path is not None and not path.parent.is_dir():
-            raise ConfigError(flag, f"folder {path.parent} does not exist")
+    for flag, path, suffix in (
+        ("--csv", csv, ".csv"),
+        ("--json", json_out, ".json"),
+        ("--plot", plot, ".png"),
+    ):
+        if path is not None:
+            _check_output(flag, path, suffix)
     if plot is not None:  # before any work, so a missing extra costs nothing
         try:
             require_matplotlib()

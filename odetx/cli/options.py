@@ -67,7 +67,8 @@ DataDirOpt = Annotated[
     typer.Option("--data-dir", help="Folder holding the dataset files.", rich_help_panel=DATA),
 ]
 BatchOpt = Annotated[
-    int | None, typer.Option("--batch-size", help="Batch size.", rich_help_panel=OPTIM)
+    int | None,
+    typer.Option("--batch-size", help="Batch size.", min=1, rich_help_panel=OPTIM),
 ]
 DeviceOpt = Annotated[
     str | None, typer.Option(help="cpu, cuda, cuda:N or auto.", rich_help_panel=OPTIM)

@@ -230,11 +230,10 @@ def load(spec: ImageSpec, cfg) -> Splits:
         fetch(spec, root)
     missing = missing_files(spec, root)
     if missing:
-        expected = ", ".join(spec.train_files + spec.test_files)
         raise DataError(
-            f"{spec.name}: {', '.join(missing)} not found in {root / spec.folder} (expected "
-            f"{expected}); pass --download to fetch them, or point --data-dir at the folder "
-            f"that holds {spec.folder}/"
+            f"{spec.name}: {', '.join(missing)} not found in {root / spec.folder}; pass "
+            f"--download to fetch them, or point --data-dir at the folder that holds "
+            f"{spec.folder}/"
         )
     folder = root / spec.folder
     parts = [spec.read(folder, files) for files in (spec.train_files, spec.test_files)]

@@ -26,7 +26,7 @@ from odetx.export.inputs import EXAMPLE_BATCH, input_spec
 from odetx.export.parity import Latency, Parity, check_parity, measure_latency
 from odetx.inference import LoadedModel, load_model
 from odetx.solvers import SOLVERS
-from odetx.training.checkpoint import resolve_checkpoint_path
+from odetx.training.checkpoint import file_mode, resolve_checkpoint_path
 
 DEFAULT_FORMAT = "torchscript"
 PARITY_BATCHES = (1, 3, 17)
@@ -90,12 +90,6 @@ class ExportReport:
             "size_bytes": self.size_bytes,
             "note": self.format.note,
         }
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def choose_format(name: str | None, out: Path | None) -> ExportFormat:
@@ -231,7 +225,7 @@ def export_checkpoint(
             )
         latency = measure_latency(model, exported, batches[max(batches)])
         size = tmp.stat().st_size
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; artefacts get shared
+        os.chmod(tmp, file_mode())  # mkstemp makes it private; artefacts get shared
         os.replace(tmp, out)
     except OSError as e:
         tmp.unlink(missing_ok=True)

@@ -9,7 +9,7 @@ from torch import nn
 from odetx.config import ModelConfig, SolverConfig
 from odetx.data.base import DataInfo
 from odetx.errors import ConfigError
-from odetx.models.encoder import Encoder
+from odetx.models.encoder import POOLS, Encoder
 from odetx.models.presets import PRESETS
 from odetx.models.schemes import SCHEMES
 from odetx.models.vit import ViT
@@ -49,6 +49,10 @@ def resolve_model(cfg: ModelConfig) -> ModelConfig:
         raise ConfigError("model.groups", f"{cfg.groups} does not divide model.depth {cfg.depth}")
     if cfg.dim % cfg.heads:
         raise ConfigError("model.heads", f"{cfg.heads} does not divide model.dim {cfg.dim}")
+    if cfg.pool not in POOLS:
+        raise ConfigError(
+            "model.pool", f"unknown pooling {cfg.pool!r}; choose one of: {', '.join(POOLS)}"
+        )
     if cfg.arch not in SCHEMES:
         raise ConfigError(
             "model.arch", f"unknown scheme {cfg.arch!r}; choose one of: {', '.join(SCHEMES)}"

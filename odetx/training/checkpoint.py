@@ -22,6 +22,14 @@ VERSION = 1
 REQUIRED = ("format", "version", "config", "data_info", "model")
 
 
+def file_mode() -> int:
+    """The mode a plainly created file gets (0o666 less the umask); ``mkstemp`` makes
+    its files private, so atomically written files are set to this before the rename."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     """Write ``payload`` to ``path`` via a temporary file and an atomic rename.
 
@@ -34,6 +42,7 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
             torch.save({"format": FORMAT, "version": VERSION, **payload}, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

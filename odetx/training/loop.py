@@ -115,6 +115,15 @@ def prepare_resume(resume: str | Path, overrides: dict[str, Any]) -> tuple[Confi
     for key in overrides:
         if key not in RESUMABLE:
             raise ConfigError(key, f"cannot change on --resume (allowed: {', '.join(RESUMABLE)})")
+    out = overrides.get("train.out")
+    if out is not None and Path(out).resolve() != path.parent.resolve():
+        raise ConfigError(
+            "train.out",
+            f"a resumed run continues in its own folder, {path.parent}; drop --out "
+            "(to branch a run, copy its folder and resume the copy)",
+        )
+    # The folder the run now lives in, even if it was moved since it started.
+    overrides = {**overrides, "train.out": str(path.parent)}
     cfg = build_config(overrides=overrides, base=ckpt["config"])
     return cfg, ckpt, path.parent
 
@@ -269,10 +278,14 @@ class Trainer:
             # together with the same message instead of leaving the others waiting.
             loss_value = self.dist.sum([loss.item()])[0] / self.dist.world_size
             if not math.isfinite(loss_value):
+                kept = (
+                    f"{self.run.last} still holds epoch {self.saved_epoch}"
+                    if self.saved_epoch
+                    else "no epoch had finished, so nothing was saved"
+                )
                 raise TrainingError(
                     f"non-finite loss ({loss_value}) at epoch {self.epoch + 1}, batch {i + 1}; "
-                    f"stopped, and {self.run.last} still holds epoch {self.saved_epoch}. "
-                    "Try a lower --lr, more solver steps or a smaller model"
+                    f"stopped, and {kept}. Try a lower --lr, more solver steps or a smaller model"
                 )
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
