@@ -10,6 +10,7 @@ from typing import Any
 import typer
 from rich.markup import escape
 
+import odetx
 from odetx.cli.display import err_console
 from odetx.errors import OdetxError
 
@@ -50,6 +51,21 @@ def command(fn: Callable[..., Any]) -> Callable[..., Any]:
             fail("interrupted; files already written are kept", 130)
 
     return wrapper
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"odetx {odetx.__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Train, evaluate, compare and export transformers read as ODE integrators."""
 
 
 def _register() -> None:

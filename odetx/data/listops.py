@@ -189,7 +189,8 @@ def read_tsv(path: str | Path) -> tuple[list[list[int]], list[int]]:
         rows = csv.reader(f, delimiter="\t")
         header = next(rows, None)
         if header != HEADER:
-            raise DataError(f"{path}: expected the header {'<TAB>'.join(HEADER)}, got {header}")
+            got = "an empty file" if header is None else repr("\t".join(header))
+            raise DataError(f"{path}: expected the header {'<TAB>'.join(HEADER)}, got {got}")
         for line, row in enumerate(rows, start=2):
             if len(row) != 2 or not row[1].strip().isdigit() or int(row[1]) > 9:
                 raise DataError(f"{path}:{line}: expected SOURCE<TAB>DIGIT, got {row!r:.80}")

@@ -77,7 +77,7 @@ def check_fits(cfg: ModelConfig, info: DataInfo) -> None:
     if info.kind != DATA_KIND[backbone]:
         raise ConfigError(
             "model.preset",
-            f"{cfg.preset} is a {backbone} model for {DATA_KIND[backbone]} data; the data is "
+            f"{cfg.preset} is a model ({backbone}) for {DATA_KIND[backbone]} data; the data is "
             f"{info.kind} (choose one of: "
             f"{', '.join(n for n, p in PRESETS.items() if DATA_KIND[p.backbone] == info.kind)})",
         )

@@ -54,6 +54,8 @@ def resolve_checkpoint_path(path: str | Path, name: str = "best.pt") -> Path:
     p = Path(path)
     if p.is_dir():
         p = p / name
+        if not p.is_file() and (p.parent / "last.pt").is_file():
+            raise CheckpointError(f"no checkpoint at {p}; the run has {p.parent / 'last.pt'}")
     if not p.is_file():
         raise CheckpointError(f"no checkpoint at {p}")
     return p

@@ -342,6 +342,11 @@ class Trainer:
                 "dim": cfg.model.dim,
                 "params": params,
                 "device": str(self.device),
+                # Only what differs from plain float32 eager training on one process.
+                **({"fused layer": True} if cfg.model.fused else {}),
+                **({"amp": cfg.train.amp} if cfg.train.amp != "off" else {}),
+                **({"compile": True} if cfg.train.compile else {}),
+                **({"processes": self.dist.world_size} if self.dist.world_size > 1 else {}),
                 "run": str(self.run.path),
                 "resumed_from_epoch": self.epoch if self.ckpt is not None else None,
             }
