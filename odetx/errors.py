@@ -2,15 +2,21 @@
 
 
 class OdetxError(Exception):
-    """A user-facing failure; ``exit_code`` is what the CLI exits with."""
+    """A user-facing failure; ``exit_code`` is what the CLI exits with.
+
+    ``every_rank``: in a multi-process run every process meets this failure alike
+    (bad config, missing data, a loss summed over processes), so only rank 0 says it.
+    """
 
     exit_code = 1
+    every_rank = False
 
 
 class ConfigError(OdetxError):
     """Bad configuration: detected before any work starts."""
 
     exit_code = 2
+    every_rank = True
 
     def __init__(self, key: str, message: str) -> None:
         self.key = key
@@ -20,9 +26,13 @@ class ConfigError(OdetxError):
 class DataError(OdetxError):
     """Missing or unreadable dataset files."""
 
+    every_rank = True
+
 
 class CheckpointError(OdetxError):
     """A checkpoint that is missing, corrupt, truncated or untrusted."""
+
+    every_rank = True
 
 
 class SolverError(OdetxError):

@@ -126,3 +126,15 @@ def test_a_failing_rank_ends_the_job_with_its_message(tmp_path):
     assert "needed more than max_num_steps=1" in result.stderr
     assert "distributed training stopped: rank" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_an_error_every_rank_meets_is_printed_once(tmp_path):
+    # Missing data: both ranks fail alike, and only rank 0 says so.
+    result = odetx(
+        "train", "--nproc", 2, "--epochs", 1, "--out", tmp_path / "run", *TINY,
+        "--dataset", "mnist", "--data-dir", tmp_path / "nothing-here",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert result.stderr.count("not found in") == 1, result.stderr
+    assert "Traceback" not in result.stderr

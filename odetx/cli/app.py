@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -34,6 +35,11 @@ def fail(message: str, code: int) -> None:
     raise typer.Exit(code)
 
 
+def _rank() -> int:
+    """This process's rank under torchrun (0 when not distributed)."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def command(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn odetx errors, unusable paths and Ctrl-C into one line and an exit code,
     never a traceback."""
@@ -43,7 +49,7 @@ def command(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except OdetxError as e:
-            fail(str(e), e.exit_code)
+            fail("" if e.every_rank and _rank() > 0 else str(e), e.exit_code)
         except OSError as e:  # a path odetx could not use: the OS's own words, one line
             where = e.filename if e.filename is not None else "file system"
             fail(f"{where}: {e.strerror or e}", 1)

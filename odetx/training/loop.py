@@ -283,10 +283,12 @@ class Trainer:
                     if self.saved_epoch
                     else "no epoch had finished, so nothing was saved"
                 )
-                raise TrainingError(
+                error = TrainingError(
                     f"non-finite loss ({loss_value}) at epoch {self.epoch + 1}, batch {i + 1}; "
                     f"stopped, and {kept}. Try a lower --lr, more solver steps or a smaller model"
                 )
+                error.every_rank = True  # the loss is summed over ranks: all of them stop here
+                raise error
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             if t.grad_clip > 0:
