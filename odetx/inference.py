@@ -78,5 +78,5 @@ def load_model(
     loaded = LoadedModel(
         None, config, info, resolve_solver(config.solver), solver, path, ckpt["model"]
     )
-    loaded.model = loaded.rebuild(solver).to(resolve_device(device))
+    loaded.model = loaded.rebuild(solver).to(resolve_device(device, "--device"))
     return loaded

@@ -43,17 +43,16 @@ RESUMABLE = (
 )
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, key: str = "train.device") -> torch.device:
+    """``name`` as a torch device; ``key`` names the setting in errors."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ConfigError(
-            "train.device", f"unknown device {name!r}; use cpu, cuda, cuda:N or auto"
-        ) from None
+        raise ConfigError(key, f"unknown device {name!r}; use cpu, cuda, cuda:N or auto") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("train.device", "cuda was requested but no CUDA device is available")
+        raise ConfigError(key, "cuda was requested but no CUDA device is available")
     return device
 
 
