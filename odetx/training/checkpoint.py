@@ -88,8 +88,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"loads checkpoints with weights_only=True only ({detail})"
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+        why = (str(e).splitlines() or [type(e).__name__])[0][:160]
         raise CheckpointError(
-            f"cannot read {p}: the file is corrupt or truncated ({type(e).__name__})"
+            f"cannot read {p}: the file is corrupt or truncated ({why})"
         ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{p} is not an odetx checkpoint")
