@@ -87,11 +87,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"refused {p}: it holds objects other than tensors and plain data, and odetx "
             f"loads checkpoints with weights_only=True only ({detail})"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
-        why = (str(e).splitlines() or [type(e).__name__])[0][:160]
-        raise CheckpointError(
-            f"cannot read {p}: the file is corrupt or truncated ({why})"
-        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError):
+        # torch's own words (a zip offset, an errno) would tell a user nothing more.
+        raise CheckpointError(f"cannot read {p}: the file is corrupt or truncated") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{p} is not an odetx checkpoint")
     missing = [k for k in REQUIRED if k not in ckpt]
