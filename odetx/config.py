@@ -33,7 +33,7 @@ class ModelConfig:
     patch_size: int | None = None
     pool: str = "cls"  # "cls" token or "mean" over tokens
     shared_norm: bool = False
-    fused: bool = False  # one input and one output matmul for A + M (needs shared_norm)
+    fused: bool = False  # A + M with fused projections (needs shared_norm, no dropout)
     qkv_bias: bool = True
     dropout: float | None = None
 
