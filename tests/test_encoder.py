@@ -107,7 +107,9 @@ def test_schemes_share_one_parameter_layout():
 
 def test_backbone_and_data_kind_must_match():
     image = DataInfo(kind="image", num_classes=10, image_size=8, in_chans=1)
-    with pytest.raises(ConfigError, match=r"model.preset: enc-tiny is a model \(encoder\) for tokens"):
+    with pytest.raises(
+        ConfigError, match=r"model.preset: enc-tiny is a model \(encoder\) for tokens"
+    ):
         check_fits(ModelConfig(preset="enc-tiny"), image)
     with pytest.raises(
         ConfigError, match="model.preset: vit-micro .* for image data; the data is tokens"
