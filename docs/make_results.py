@@ -9,8 +9,8 @@ What it does, in order:
 
 1. Runs each study sweep through odetx's own CLI, two processes at a time::
 
-       odetx compare --sweep configs/sweeps/study-listops.yaml   (then study-digits-dopri5.yaml)
-       odetx compare --sweep configs/sweeps/study-digits.yaml
+       odetx compare --sweep configs/sweeps/study-listops.yaml
+       odetx compare --sweep configs/sweeps/study-digits.yaml   (then study-digits-dopri5.yaml)
 
    each with ``--csv docs/data/<sweep>.csv --json docs/data/<sweep>.json --plot
    docs/<sweep>.png``. Sweeps resume: complete cells are skipped, so a second run of
@@ -59,7 +59,8 @@ SWEEPS = {
     "study-digits-dopri5": "configs/sweeps/study-digits-dopri5.yaml",
 }
 # Two concurrent processes (2 CPU cores); each lane runs its sweeps one after another.
-LANES = [["study-listops", "study-digits-dopri5"], ["study-digits"]]
+# ListOps is the longest sweep, so it gets a lane of its own.
+LANES = [["study-listops"], ["study-digits", "study-digits-dopri5"]]
 # The inference-time view: one trained model, integrated with other solvers/steps/schemes.
 G1_RUN = "runs/study/digits/groups/groups=1,steps=6,seed=0"
 SEQ_RUN = "runs/study/digits/schemes/arch=sequential,seed=0"
@@ -379,6 +380,18 @@ def claim2(records, dataset, depth) -> tuple[str, list]:
     return text, points
 
 
+def equal_nfe_cell(q: dict | None, partner: int | None) -> str:
+    """``mean ± sd vs euler × N (seeds a / b / t; p)``, blank without an equal-NFE partner."""
+    if q is None:
+        return ""
+    _, mean_sd, seeds, p = paired_cells(q)
+    return f"{mean_sd} vs euler × {partner} ({seeds}; p {p})"
+
+
+# Claim 3's equal-NFE pairs: (solver, steps) -> the euler step count with the same NFE.
+EQUAL_NFE = {("midpoint", 3): 6, ("rk4", 2): 8}
+
+
 def claim3(records) -> tuple[str, list]:
     ds = "digits"
     base = arm_runs(records, ds, "solvers", solver="euler", steps=6)
@@ -398,6 +411,12 @@ def claim3(records) -> tuple[str, list]:
             runs = arm_runs(records, ds, "solvers", solver=solver, steps=steps)
         r = arm_row(runs)
         p = paired_runs(runs, base) if (solver, steps) != ("euler", 6) else None
+        # The equal-NFE partner: euler with as many steps as this arm's NFE per forward.
+        partner = EQUAL_NFE.get((solver, steps))
+        partner_runs = (
+            arm_runs(records, ds, "solvers", solver="euler", steps=partner) if partner else {}
+        )
+        q = paired_runs(runs, partner_runs) if partner_runs else None
         rtol = next(iter(runs.values()))["rtol"]
         label = f"`{solver}`" + (f" (rtol = atol = {rtol:g})" if solver == "dopri5" else "")
         rows.append(
@@ -408,11 +427,12 @@ def claim3(records) -> tuple[str, list]:
                 f"{r['nfe']:.3g}",
                 pct(r["acc"], r["acc_sd"]),
                 *(paired_cells(p)[1:3] if p else ["—", "—"]),
+                equal_nfe_cell(q, partner),
                 f"{r['wall']:.0f}",
                 r["n"],
             ]
         )
-        points.append((solver, steps, r, p))
+        points.append((solver, steps, r, p, q))
     text = md_table(
         [
             "solver",
@@ -422,6 +442,7 @@ def claim3(records) -> tuple[str, list]:
             "test acc %",
             "Δ vs euler × 6, paired (pp)",
             "seeds: this better / euler × 6 better / tie",
+            "Δ vs equal-NFE euler, paired (pp; seeds this / euler / tie; sign-flip p)",
             "train s / run",
             "seeds",
         ],
@@ -473,7 +494,8 @@ def inference_table(name: str) -> str:
         ],
         rows,
     )
-    notes = "\n".join(f"- {n}" for n in table["notes"])
+    # odetx's terminal table shows the trained-with row in italics; this page sets it in bold.
+    notes = "\n".join(f"- {n.replace('italic row', 'bold row')}" for n in table["notes"])
     return f"{text}\n\n{notes}"
 
 
@@ -550,7 +572,7 @@ def headline_plot(c1: dict, c2: dict, c3_points: list, reference: dict | None, p
         "dopri5": "tab:purple",
     }
     seen = set()
-    for solver, steps, r, _ in c3_points:
+    for solver, steps, r, *_ in c3_points:
         ax.errorbar(
             [r["nfe"]],
             [100 * r["acc"]],
@@ -627,6 +649,29 @@ def sweep_costs(records) -> str:
     )
 
 
+def sweep_set(name: str) -> tuple[dict, dict]:
+    """A study sweep's base config (dotted keys) and its ``set`` overrides, so that the page
+    states the scale the sweep files actually ask for."""
+    import yaml
+
+    path = ROOT / SWEEPS[name]
+    spec = yaml.safe_load(path.read_text())
+    base = yaml.safe_load((path.parent / spec["base"]).read_text())
+    flat = {
+        f"{section}.{key}": value
+        for section, sub in base.items()
+        if isinstance(sub, dict)
+        for key, value in sub.items()
+    }
+    return flat, {**flat, **(spec.get("set") or {})}
+
+
+def total_costs(records) -> tuple[int, float]:
+    """(runs, process-minutes): training wall time summed over the distinct runs."""
+    runs = {r["run"]: r["wall_time_s"] for r in records}
+    return len(runs), sum(runs.values()) / 60
+
+
 def write_page(records: list[dict]) -> None:
     page = DOCS / "results.md"
     kept = conclusions(page)
@@ -652,6 +697,9 @@ def write_page(records: list[dict]) -> None:
 
     import torch
 
+    digits_base, digits = sweep_set("study-digits")
+    _, listops = sweep_set("study-listops")
+    n_runs, proc_min = total_costs(records)
     cmd = "OMP_NUM_THREADS=1 python docs/make_results.py"
     parts = [
         "# Results: the seed paper's claims, reproduced at CPU scale",
@@ -684,16 +732,21 @@ def write_page(records: list[dict]) -> None:
         "",
         f"- Machine: 2 shared CPU cores ({platform.machine()}), no GPU, torch "
         f"{torch.__version__.split('+')[0]}, Python {platform.python_version()}; every run "
-        "single-threaded (`OMP_NUM_THREADS=1`), two runs at a time. Another job shared the "
+        "single-threaded (`OMP_NUM_THREADS=1`), two runs at a time. Other work shared the "
         "cores part of the time, so wall times are upper bounds.",
         "- **digits** (embedded UCI 8×8 digits, split 1,257 / 181 / 359; one test image = "
         "0.28 pp): `vit-micro` (D = 6, dim 96, 4 heads, MLP ×2, patch 4), the embedded "
         "default recipe (`configs/default.yaml`: AdamW lr 3e-3, warmup 2, cosine, label "
-        "smoothing 0.1, mixup 0.2) for **15 epochs** instead of 50.",
-        "- **ListOps** (generated offline, LRA's task definition): 3,000 / 500 / 1,000 "
-        "expressions of length 16–48, depth ≤ 4 (one test example = 0.1 pp; always "
-        "predicting the majority class scores about 10–20 %); `enc-tiny` (D = 4, dim 64, "
-        "mean pooling), `configs/listops.yaml`'s optimiser for **8 epochs**.",
+        f"smoothing 0.1, mixup 0.2) for **{digits['train.epochs']} epochs** instead of "
+        f"{digits_base['train.epochs']}.",
+        "- **ListOps** (generated offline, LRA's task definition): "
+        f"{listops['data.train_size']:,} / {listops['data.val_size']:,} / "
+        f"{listops['data.test_size']:,} expressions of length "
+        f"{listops['data.seq_len_min']}–{listops['data.seq_len_max']}, depth ≤ "
+        f"{listops['data.max_depth']} (one test example = "
+        f"{100 / listops['data.test_size']:.2g} pp; always predicting the majority class "
+        "scores about 10–20 %); `enc-tiny` (D = 4, dim 64, mean pooling), "
+        f"`configs/listops.yaml`'s optimiser for **{listops['train.epochs']} epochs**.",
         "- Accuracy is test accuracy at the epoch with the best validation accuracy unless "
         "said otherwise; ± is the sample standard deviation over seeds. Paired comparisons "
         "take, per seed, the difference of two arms that share everything but the arm; the "
@@ -704,6 +757,10 @@ def write_page(records: list[dict]) -> None:
         "test pass.",
         "",
         sweep_costs(records),
+        "",
+        f"All sweeps together: {n_runs} runs, {proc_min:.1f} process-minutes of training "
+        "(training wall time summed over runs; two ran at a time, so the study's wall time "
+        "is roughly half of that; the measured wall time is in the conclusions' budget line).",
         "",
         "Regenerate everything (trains only what is missing; run directories under "
         "`runs/study/`, git-ignored):",
@@ -752,7 +809,8 @@ def write_page(records: list[dict]) -> None:
         "euler / midpoint / rk4 with 2 steps (h = 3; NFE 2 / 4 / 8) and with 6 steps (h = 1; "
         "NFE 6 / 12 / 24). Equal-NFE view: euler × 6 vs midpoint × 3 (NFE 6) and euler × 8 "
         "vs rk4 × 2 (NFE 8). dopri5 with loose tolerances chooses its own steps. Each arm is "
-        "trained with the solver named, for the same 15 epochs (equal in epochs, not in "
+        f"trained with the solver named, for the same {digits['train.epochs']} epochs "
+        "(equal in epochs, not in "
         "seconds: a higher NFE costs proportionally more time, shown per run). The "
         "unshared ordinary model (G = 6, parallel, euler × 1, 452K parameters) scores "
         f"{ref} on the same budget.",
@@ -810,7 +868,14 @@ def write_page(records: list[dict]) -> None:
                     for ds, pts in c2.items()
                 },
                 "claim3": [
-                    {"solver": s, "steps": st, **r, "paired_vs_euler6": p} for s, st, r, p in c3
+                    {
+                        "solver": s,
+                        "steps": st,
+                        **r,
+                        "paired_vs_euler6": p,
+                        "paired_vs_equal_nfe_euler": q,
+                    }
+                    for s, st, r, p, q in c3
                 ],
             },
             indent=1,
