@@ -436,6 +436,12 @@ def test_bad_input_is_one_line(tmp_path, monkeypatch, args, code, needle):
     one_line_error(invoke("compare", *args), code, needle)
 
 
+def test_a_named_folder_without_runs_is_refused_not_skipped(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty").mkdir()
+    one_line_error(invoke("compare", "empty"), 1, "no run directory at or below empty")
+
+
 @pytest.mark.parametrize(
     "args,needle",
     [

@@ -214,8 +214,10 @@ def test_data_listops_command_writes_a_readable_set(tmp_path):
     assert len(labels) == 30 and all(5 <= len(s) <= 30 for s in ids)
     assert labels == [oracle([listops.VOCAB[i] for i in s]) for s in ids]
     assert len(listops.load(cfg).test) == 5
-    again = runner.invoke(_data_app(), args)
-    assert again.exit_code == 1 and "--force" in again.output and "Traceback" not in again.output
+    before = (tmp_path / "lo" / "basic_train.tsv").read_bytes()
+    again = runner.invoke(_data_app(), [*args[:-1], "2"])  # another seed: different content
+    assert again.exit_code == 2 and "--force" in again.output and "Traceback" not in again.output
+    assert (tmp_path / "lo" / "basic_train.tsv").read_bytes() == before
     assert runner.invoke(_data_app(), [*args, "--force"]).exit_code == 0
 
 

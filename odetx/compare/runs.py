@@ -70,7 +70,8 @@ def expand(patterns: list[str]) -> tuple[list[Path], list[Path]]:
 
     Raises:
         OdetxError: a path that does not exist, a glob that matches nothing, a file
-            that is not a run directory, or no finished run at all.
+            that is not a run directory, a named folder with no run below it, or no
+            finished run at all.
     """
     found: list[Path] = []
     unfinished: list[Path] = []
@@ -89,10 +90,14 @@ def expand(patterns: list[str]) -> tuple[list[Path], list[Path]]:
                 unfinished.append(p)
             elif p.is_dir():
                 below = sorted(s.parent for s in p.rglob("summary.json"))
-                found += below
-                unfinished += [
+                started = [
                     c.parent for c in sorted(p.rglob("config.yaml")) if c.parent not in below
                 ]
+                if not below and not started and m == pattern:
+                    # A folder named outright must hold runs; a glob may also match other folders.
+                    raise OdetxError(f"no run directory at or below {p}")
+                found += below
+                unfinished += started
             elif p.exists():
                 raise OdetxError(f"{p} is not a run directory (compare one checkpoint alone)")
             else:

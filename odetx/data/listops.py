@@ -168,13 +168,21 @@ def write_tsv(path: str | Path, trees: Sequence[Tree]) -> None:
         writer.writerows((source(t), value(t)) for t in trees)
 
 
+def check_overwrite(out: str | Path, force: bool = False) -> None:
+    """Refuse, before any generating, a folder that already holds a split (unless ``force``)."""
+    folder = Path(out)
+    existing = [name for name in SPLIT_FILES.values() if (folder / name).exists()]
+    if existing and not force:
+        raise ConfigError(
+            "--out", f"{folder} already holds {', '.join(existing)}; pass --force to overwrite"
+        )
+
+
 def write_splits(trees: dict[str, list[Tree]], out: str | Path, force: bool = False) -> list[Path]:
     """Write every split as ``OUT/basic_<split>.tsv``; refuses to overwrite unless ``force``."""
+    check_overwrite(out, force)
     folder = Path(out)
     paths = [folder / SPLIT_FILES[split] for split in trees]
-    existing = [p.name for p in paths if p.exists()]
-    if existing and not force:
-        raise DataError(f"{folder} already holds {', '.join(existing)}; pass --force to overwrite")
     folder.mkdir(parents=True, exist_ok=True)
     for split, path in zip(trees, paths, strict=True):
         write_tsv(path, trees[split])

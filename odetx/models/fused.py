@@ -17,6 +17,8 @@ Per field prefix ``P`` (e.g. ``stack.blocks.0.field.``)::
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -83,6 +85,36 @@ def split_k(a: Tensor, g: Tensor, w_a: Tensor, w_g: Tensor, bias: Tensor) -> Ten
     return torch.addmm(out, g.flatten(0, -2), w_g.t()).view(a.shape)
 
 
+class _InProj(torch.autograd.Function):
+    """``h @ w^T + b`` as one matmul, returned as its first ``n`` columns and the rest.
+
+    Autograd's own backward of a split concatenates the two output gradients into a
+    fresh (rows, 3d + h) buffer; this one consumes them apart (split-K for the input
+    gradient, each weight block written in place): ~3% of a layer's training step
+    on CPU. Under autocast it computes in the autocast
+    dtype, as ``F.linear`` would, and returns gradients in the parameters' dtypes.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, h: Tensor, w: Tensor, b: Tensor, n: int) -> tuple[Tensor, Tensor]:
+        out = torch.addmm(b, h, w.t())
+        ctx.n, ctx.dtypes = n, (h.dtype, w.dtype, b.dtype)
+        ctx.save_for_backward(h.to(out.dtype), w.to(out.dtype))
+        return out[:, :n], out[:, n:]
+
+    @staticmethod
+    def backward(ctx: Any, d_first: Tensor, d_rest: Tensor) -> tuple:
+        h, w = ctx.saved_tensors
+        n, (h_dtype, w_dtype, b_dtype) = ctx.n, ctx.dtypes
+        d_first, d_rest = d_first.to(h.dtype), d_rest.to(h.dtype)
+        dh = torch.addmm(torch.mm(d_first, w[:n]), d_rest, w[n:])
+        dw = torch.empty_like(w)
+        torch.mm(d_first.t(), h, out=dw[:n])
+        torch.mm(d_rest.t(), h, out=dw[n:])
+        db = torch.cat([d_first.sum(0), d_rest.sum(0)])
+        return dh.to(h_dtype), dw.to(w_dtype), db.to(b_dtype), None
+
+
 class FusedParallelField(nn.Module):
     """A shared-norm :class:`LayerField` (with Q, K, V biases) whose projections are
     stored fused; its state dict is :func:`fuse_state_dict` of the unfused one's.
@@ -90,6 +122,13 @@ class FusedParallelField(nn.Module):
     ``which`` = 0 or 1 (A or M alone, as the split schemes and ``odetx compare``
     need) uses slices of the fused weights. There is no dropout: the MLP's output
     dropout has no place in the fused sum (the config refuses the combination).
+
+    ``in_gemm`` says how A + M computes the input projection: ``"one"`` matmul
+    with the fused weight, ``"two"`` over its Q-K-V and MLP row blocks, or
+    ``"auto"``: one on accelerators, two on CPU. On CPU one matmul buys nothing
+    (the GEMM time is the same) and leaves Q, K, V and the MLP's pre-activation
+    as strided column slices, which GELU and its backward read ~2x slower: a
+    DeiT-Ti training step was ~9% slower than with two.
     """
 
     def __init__(self, dim: int, heads: int, mlp_ratio: float) -> None:
@@ -100,6 +139,7 @@ class FusedParallelField(nn.Module):
         self.out_proj = nn.Linear(dim + self.hidden, dim, bias=False)
         self.attn_out_bias = nn.Parameter(torch.zeros(dim))
         self.mlp_out_bias = nn.Parameter(torch.zeros(dim))
+        self.in_gemm = "auto"
 
     def forward(self, which: int, t: float, x: Tensor, mask: Tensor | None = None) -> Tensor:
         h = self.norm_a(x)
@@ -111,10 +151,23 @@ class FusedParallelField(nn.Module):
         if which == 1:
             y = F.gelu(F.linear(h, w_in[d3:], b_in[d3:]))
             return F.linear(y, w_out[:, self.dim :], self.mlp_out_bias)
-        q_k_v, pre = F.linear(h, w_in, b_in).split([d3, self.hidden], -1)
+        one = self.in_gemm == "one" or (self.in_gemm == "auto" and h.device.type != "cpu")
+        if not one:
+            q_k_v, pre = F.linear(h, w_in[:d3], b_in[:d3]), F.linear(h, w_in[d3:], b_in[d3:])
+        elif torch.jit.is_scripting() or not torch.is_grad_enabled():
+            q_k_v, pre = F.linear(h, w_in, b_in).split([d3, self.hidden], -1)
+        else:
+            q_k_v, pre = self._in_proj_for_training(h, w_in, b_in, d3)
         a, g = attend(q_k_v, self.heads, mask, 0.0), F.gelu(pre)
         w_a, w_g = w_out.split([self.dim, self.hidden], 1)
         return split_k(a, g, w_a, w_g, self.attn_out_bias + self.mlp_out_bias)
+
+    @torch.jit.unused
+    def _in_proj_for_training(
+        self, h: Tensor, w: Tensor, b: Tensor, n: int
+    ) -> tuple[Tensor, Tensor]:
+        q_k_v, pre = _InProj.apply(h.flatten(0, -2), w, b, n)
+        return q_k_v.unflatten(0, h.shape[:-1]), pre.unflatten(0, h.shape[:-1])
 
 
 def to_fused_fields(model: nn.Module) -> nn.Module:
