@@ -9,7 +9,7 @@ from odetx.data.base import DataInfo
 from odetx.errors import ConfigError
 from odetx.models import SCHEMES, build_model
 from odetx.training import Trainer, load_checkpoint
-from odetx.training.precision import autocast, grad_scaler
+from odetx.training.precision import amp_label, autocast, grad_scaler
 
 CPU = torch.device("cpu")
 
@@ -34,6 +34,16 @@ def test_fp16_training_keeps_its_grad_scaler_in_the_checkpoint(tmp_path, tiny_co
     scaler = load_checkpoint(tmp_path / "run" / "last.pt")["scaler"]
     assert scaler["scale"] > 0  # enabled: the scale travels with the run for --resume
     assert not grad_scaler("bf16", CPU).is_enabled()  # bf16 has float32's range
+
+
+@pytest.mark.parametrize(
+    "capability,cautioned", [("AVX2", True), ("DEFAULT", True), ("AVX512", False)]
+)
+def test_amp_on_a_cpu_without_half_precision_units_is_cautioned(monkeypatch, capability, cautioned):
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    assert ("far slower" in amp_label("bf16", CPU)) == cautioned
+    assert amp_label("off", CPU) == "off"
+    assert amp_label("bf16", torch.device("cuda")) == "bf16"
 
 
 def test_unknown_amp_mode_is_refused(tiny_config):

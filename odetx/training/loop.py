@@ -24,7 +24,7 @@ from odetx.training import distributed
 from odetx.training.checkpoint import load_checkpoint, resolve_checkpoint_path, save_checkpoint
 from odetx.training.evaluate import EvalResult, evaluate
 from odetx.training.mixing import MixedTargets, mix_batch
-from odetx.training.precision import autocast, grad_scaler
+from odetx.training.precision import amp_label, autocast, grad_scaler
 from odetx.training.reporting import NullReporter, Reporter
 from odetx.training.rundir import RunDir
 from odetx.training.schedule import cosine_with_warmup
@@ -345,7 +345,9 @@ class Trainer:
                 "device": str(self.device),
                 # Only what differs from plain float32 eager training on one process.
                 **({"fused layer": True} if cfg.model.fused else {}),
-                **({"amp": cfg.train.amp} if cfg.train.amp != "off" else {}),
+                **(
+                    {"amp": amp_label(cfg.train.amp, self.device)} if cfg.train.amp != "off" else {}
+                ),
                 **({"compile": True} if cfg.train.compile else {}),
                 **({"processes": self.dist.world_size} if self.dist.world_size > 1 else {}),
                 "run": str(self.run.path),
