@@ -52,6 +52,7 @@ sys.path.insert(0, str(ROOT))
 
 from odetx.compare.runs import paired, read_run  # noqa: E402
 from odetx.compare.sweep import load_sweep  # noqa: E402
+from odetx.config import Config, build_config  # noqa: E402
 
 SWEEPS = {
     "study-digits": "configs/sweeps/study-digits.yaml",
@@ -649,21 +650,10 @@ def sweep_costs(records) -> str:
     )
 
 
-def sweep_set(name: str) -> tuple[dict, dict]:
-    """A study sweep's base config (dotted keys) and its ``set`` overrides, so that the page
-    states the scale the sweep files actually ask for."""
-    import yaml
-
-    path = ROOT / SWEEPS[name]
-    spec = yaml.safe_load(path.read_text())
-    base = yaml.safe_load((path.parent / spec["base"]).read_text())
-    flat = {
-        f"{section}.{key}": value
-        for section, sub in base.items()
-        if isinstance(sub, dict)
-        for key, value in sub.items()
-    }
-    return flat, {**flat, **(spec.get("set") or {})}
+def sweep_config(name: str) -> Config:
+    """The resolved config of a study sweep's first cell: the sweep's scale (epochs, data
+    sizes) is common to all its cells, so the page states what the sweep file asks for."""
+    return load_sweep(ROOT / SWEEPS[name])[0].config
 
 
 def total_costs(records) -> tuple[int, float]:
@@ -697,8 +687,8 @@ def write_page(records: list[dict]) -> None:
 
     import torch
 
-    digits_base, digits = sweep_set("study-digits")
-    _, listops = sweep_set("study-listops")
+    digits, listops = sweep_config("study-digits"), sweep_config("study-listops")
+    default_epochs = build_config(ROOT / "configs/default.yaml").train.epochs
     n_runs, proc_min = total_costs(records)
     cmd = "OMP_NUM_THREADS=1 python docs/make_results.py"
     parts = [
@@ -737,16 +727,16 @@ def write_page(records: list[dict]) -> None:
         "- **digits** (embedded UCI 8×8 digits, split 1,257 / 181 / 359; one test image = "
         "0.28 pp): `vit-micro` (D = 6, dim 96, 4 heads, MLP ×2, patch 4), the embedded "
         "default recipe (`configs/default.yaml`: AdamW lr 3e-3, warmup 2, cosine, label "
-        f"smoothing 0.1, mixup 0.2) for **{digits['train.epochs']} epochs** instead of "
-        f"{digits_base['train.epochs']}.",
+        f"smoothing 0.1, mixup 0.2) for **{digits.train.epochs} epochs** instead of "
+        f"{default_epochs}.",
         "- **ListOps** (generated offline, LRA's task definition): "
-        f"{listops['data.train_size']:,} / {listops['data.val_size']:,} / "
-        f"{listops['data.test_size']:,} expressions of length "
-        f"{listops['data.seq_len_min']}–{listops['data.seq_len_max']}, depth ≤ "
-        f"{listops['data.max_depth']} (one test example = "
-        f"{100 / listops['data.test_size']:.2g} pp; always predicting the majority class "
+        f"{listops.data.train_size:,} / {listops.data.val_size:,} / "
+        f"{listops.data.test_size:,} expressions of length "
+        f"{listops.data.seq_len_min}–{listops.data.seq_len_max}, depth ≤ "
+        f"{listops.data.max_depth} (one test example = "
+        f"{100 / listops.data.test_size:.2g} pp; always predicting the majority class "
         "scores about 10–20 %); `enc-tiny` (D = 4, dim 64, mean pooling), "
-        f"`configs/listops.yaml`'s optimiser for **{listops['train.epochs']} epochs**.",
+        f"`configs/listops.yaml`'s optimiser for **{listops.train.epochs} epochs**.",
         "- Accuracy is test accuracy at the epoch with the best validation accuracy unless "
         "said otherwise; ± is the sample standard deviation over seeds. Paired comparisons "
         "take, per seed, the difference of two arms that share everything but the arm; the "
@@ -809,7 +799,7 @@ def write_page(records: list[dict]) -> None:
         "euler / midpoint / rk4 with 2 steps (h = 3; NFE 2 / 4 / 8) and with 6 steps (h = 1; "
         "NFE 6 / 12 / 24). Equal-NFE view: euler × 6 vs midpoint × 3 (NFE 6) and euler × 8 "
         "vs rk4 × 2 (NFE 8). dopri5 with loose tolerances chooses its own steps. Each arm is "
-        f"trained with the solver named, for the same {digits['train.epochs']} epochs "
+        f"trained with the solver named, for the same {digits.train.epochs} epochs "
         "(equal in epochs, not in "
         "seconds: a higher NFE costs proportionally more time, shown per run). The "
         "unshared ordinary model (G = 6, parallel, euler × 1, 452K parameters) scores "

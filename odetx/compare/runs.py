@@ -93,7 +93,7 @@ def expand(patterns: list[str]) -> tuple[list[Path], list[Path]]:
                 started = [
                     c.parent for c in sorted(p.rglob("config.yaml")) if c.parent not in below
                 ]
-                if not below and not started and m == pattern:
+                if not below and not started and not glob.has_magic(pattern):
                     # A folder named outright must hold runs; a glob may also match other folders.
                     raise OdetxError(f"no run directory at or below {p}")
                 found += below
