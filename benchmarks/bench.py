@@ -31,9 +31,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from odetx.config import ModelConfig, SolverConfig  # noqa: E402
 from odetx.data.base import DataInfo  # noqa: E402
-from odetx.models import build_model  # noqa: E402
 from odetx.models.fields import LayerField  # noqa: E402
-from odetx.solvers import TABLEAUS, FixedStepIntegrator, build_integrator  # noqa: E402
+from odetx.resolve import create_model  # noqa: E402
+from odetx.solvers import (  # noqa: E402
+    TABLEAUS,
+    FixedStepIntegrator,
+    build_integrator,
+    resolve_solver,
+)
 from odetx.solvers.field import BOTH  # noqa: E402
 
 try:
@@ -110,7 +115,7 @@ def odetx_vit(
 ) -> torch.nn.Module:
     torch.manual_seed(0)
     cfg = ModelConfig(arch=arch, shared_norm=shared_norm, fused=fused, **DEIT_TI)
-    return build_model(cfg, SolverConfig(**solver), INFO)
+    return create_model(cfg, SolverConfig(**solver), INFO)
 
 
 def timm_vit() -> torch.nn.Module:
@@ -280,7 +285,9 @@ def memory_case(name: str, device: torch.device, quick: bool) -> int:
     batch = 16 if quick else 32
     if kind == "block":
         torch.manual_seed(0)
-        block = build_integrator(LayerField(192, 3, 4.0), SolverConfig(**kw), [(BOTH, 1.0)], 0, 1)
+        block = build_integrator(
+            LayerField(192, 3, 4.0), resolve_solver(SolverConfig(**kw)), [(BOTH, 1.0)], 0, 1
+        )
         block = block.to(device)
         x = torch.randn(batch, 65, 192, device=device) * 4
         run = lambda: block(x).square().mean().backward()  # noqa: E731

@@ -1,6 +1,9 @@
 """Typed, frozen run configuration: defaults -> YAML file -> CLI flags -> ``--set``.
 
-Everything is validated before any work starts; every failure is a
+This module is the bottom of the house: it parses and type-checks, and imports
+nothing of odetx but its errors. Models, data and solvers take its dataclasses;
+:mod:`odetx.resolve` checks a parsed config against their registries and fills
+in presets and solver defaults. Every failure is a
 :class:`~odetx.errors.ConfigError` naming the offending key.
 """
 
@@ -24,7 +27,7 @@ class ModelConfig:
     """Architecture. ``None`` fields take the preset's value."""
 
     preset: str = "vit-micro"
-    arch: str = "parallel"
+    arch: str = "parallel"  # how a layer step splits A + M: the splitting scheme
     depth: int | None = None
     groups: int | None = None  # None: one group per layer (no weight sharing)
     dim: int | None = None
@@ -102,6 +105,29 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+# Keys that say where or how a run executes, not what it computes: runs that differ
+# only in them are the same experiment, and a resumed run may change them.
+MACHINE_KEYS = (
+    "train.out",
+    "train.device",
+    "train.compile",
+    "data.root",
+    "data.download",
+    "data.num_workers",
+)
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config tree as ``{"section.key": value}``."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 # ---------------------------------------------------------------- parsing
@@ -244,12 +270,16 @@ def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def build_config(
+def load_config(
     file: str | Path | None = None,
     overrides: dict[str, Any] | None = None,
     base: dict[str, Any] | None = None,
 ) -> Config:
-    """Resolve a config: ``base`` (defaults) <- YAML ``file`` <- dotted ``overrides``.
+    """Parse a config: ``base`` (defaults) <- YAML ``file`` <- dotted ``overrides``.
+
+    The result is typed and its values checked one by one, but not yet resolved
+    against the registries (presets, solvers, datasets): :func:`odetx.resolve.build_config`
+    does both, once, for everything that runs.
 
     Args:
         file: optional YAML file.
@@ -262,28 +292,12 @@ def build_config(
     for dotted, value in (overrides or {}).items():
         _set_dotted(tree, dotted, value)
     cfg = from_dict(Config, tree)
-    validate(cfg)
+    check_values(cfg)
     return cfg
 
 
-def validate(cfg: Config) -> None:
-    """Cross-field checks; registries are consulted lazily to keep imports one-way."""
-    from odetx.data import DATASETS
-    from odetx.models import SCHEMES, resolve_model
-    from odetx.solvers import validate_solver
-    from odetx.training.precision import AMP_DTYPES
-
-    if cfg.data.name not in DATASETS:
-        raise ConfigError(
-            "data.name",
-            f"unknown dataset {cfg.data.name!r}; choose one of: {', '.join(DATASETS)}",
-        )
-    if cfg.model.arch not in SCHEMES:
-        raise ConfigError(
-            "model.arch", f"unknown scheme {cfg.model.arch!r}; choose one of: {', '.join(SCHEMES)}"
-        )
-    resolve_model(cfg.model)
-    validate_solver(cfg.solver)
+def check_values(cfg: Config) -> None:
+    """Checks that need no registry: ranges of the training and model numbers."""
     t = cfg.train
     for key, value in (("epochs", t.epochs), ("batch_size", t.batch_size)):
         if value <= 0:
@@ -297,10 +311,6 @@ def validate(cfg: Config) -> None:
     for key in ("mixup", "cutmix"):
         if getattr(t, key) < 0:
             raise ConfigError(f"train.{key}", f"must be >= 0 (0 disables), got {getattr(t, key)}")
-    if t.amp not in AMP_DTYPES:
-        raise ConfigError(
-            "train.amp", f"unknown mode {t.amp!r}; choose one of: {', '.join(AMP_DTYPES)}"
-        )
     if t.grad_clip < 0:
         raise ConfigError("train.grad_clip", f"must be >= 0 (0 disables), got {t.grad_clip}")
     if cfg.model.dropout is not None and not 0.0 <= cfg.model.dropout < 1.0:

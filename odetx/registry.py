@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
+from odetx.errors import ConfigError
+
 T = TypeVar("T")
 
 
 class Registry(Generic[T]):
     """A named family of variants (schemes, solvers, datasets, presets).
 
-    Lookup failures raise ``KeyError`` with the valid names, so the CLI and the
-    config validator can print them without keeping a copy of the list.
+    A registry owns the wording of a failed lookup ("unknown <family> 'x'; choose
+    one of: …"): ``registry[name]`` raises it as a ``KeyError``, and
+    :meth:`lookup` as a :class:`~odetx.errors.ConfigError` naming the setting.
     """
 
     def __init__(self, family: str) -> None:
@@ -30,13 +33,21 @@ class Registry(Generic[T]):
 
         return add if item is None else add(item)
 
+    def unknown(self, name: object) -> str:
+        """The message for a name this registry does not hold."""
+        return f"unknown {self.family} {name!r}; choose one of: {', '.join(self.names())}"
+
     def __getitem__(self, name: str) -> T:
         try:
             return self._items[name]
         except KeyError:
-            raise KeyError(
-                f"unknown {self.family} {name!r}; choose one of: {', '.join(self.names())}"
-            ) from None
+            raise KeyError(self.unknown(name)) from None
+
+    def lookup(self, name: str, key: str) -> T:
+        """``self[name]``, or a :class:`ConfigError` on setting ``key`` (a config key or flag)."""
+        if name not in self._items:
+            raise ConfigError(key, self.unknown(name))
+        return self._items[name]
 
     def __contains__(self, name: object) -> bool:
         return name in self._items

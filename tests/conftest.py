@@ -1,6 +1,6 @@
 import pytest
 
-from odetx.config import build_config
+from odetx.resolve import build_config
 
 TINY = {
     "model.dim": 16,

@@ -3,9 +3,9 @@ import pickle
 import pytest
 import torch
 
+from odetx.artefacts import checkpoint as ck
+from odetx.artefacts.checkpoint import load_checkpoint, save_checkpoint
 from odetx.errors import CheckpointError
-from odetx.training import checkpoint as ck
-from odetx.training.checkpoint import load_checkpoint, save_checkpoint
 
 PAYLOAD = {"config": {"a": 1}, "data_info": {"kind": "image"}, "model": {"w": torch.ones(3)}}
 

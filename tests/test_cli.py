@@ -6,13 +6,14 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from odetx.artefacts import RunDir
 from odetx.cli import train as train_module
 from odetx.cli.app import app
 from odetx.data import DATASETS
-from odetx.models import PRESETS, SCHEMES
+from odetx.models import ARCHS, PRESETS
+from odetx.runtime.distributed import Dist
 from odetx.solvers import SOLVERS
-from odetx.training import RunDir, Trainer
-from odetx.training.distributed import Dist
+from odetx.training import Trainer
 
 runner = CliRunner()
 
@@ -148,13 +149,13 @@ def test_unknown_choice_is_a_usage_error(captured):
 def test_list_shows_every_registry_entry():
     result = invoke("list")
     assert result.exit_code == 0
-    for name in [*SCHEMES, *SOLVERS, *DATASETS, *PRESETS]:
+    for name in [*ARCHS, *SOLVERS, *DATASETS, *PRESETS]:
         assert name in result.output
 
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
-    from odetx.config import build_config
+    from odetx.resolve import build_config
     from tests.conftest import TINY
 
     run = tmp_path_factory.mktemp("cli") / "run"

@@ -19,9 +19,9 @@ from odetx.cli.app import app
 from odetx.compare import sweep as sweep_module
 from odetx.compare.runs import paired
 from odetx.compare.solvers import fit_order
-from odetx.config import build_config
 from odetx.data import DATASETS
 from odetx.models import build_model
+from odetx.resolve import build_config
 from odetx.training import Trainer
 from tests.conftest import TINY
 
@@ -89,18 +89,18 @@ def test_nfe_is_groups_times_steps_times_stages(solver_table):
     assert len(fixed) == 3 * 2 * 4  # schemes x fixed solvers x step counts
     for r in fixed:
         groups = 2  # TINY: depth 2, one group per layer
-        expected = groups * r["steps"] * STAGES[r["solver"]] * PER_STAGE[r["scheme"]]
+        expected = groups * r["steps"] * STAGES[r["solver"]] * PER_STAGE[r["arch"]]
         assert r["nfe"] == expected, r
     adaptive = [r for r in record["rows"] if r["solver"] == "dopri5"]
     assert len(adaptive) == 3 and all(r["steps"] is None and r["rtol"] == 1e-3 for r in adaptive)
     # dopri5 takes at least one accepted step per sub-flow: 6 stages + 1 initial evaluation.
-    assert all(r["nfe"] >= 2 * 7 * PER_STAGE[r["scheme"]] for r in adaptive)
+    assert all(r["nfe"] >= 2 * 7 * PER_STAGE[r["arch"]] for r in adaptive)
 
 
 def test_trained_with_row_has_zero_difference(solver_table, checkpoint):
     _, record, _ = solver_table
     trained = [r for r in record["rows"] if r["trained"]]
-    assert [(r["scheme"], r["solver"], r["steps"]) for r in trained] == [("sequential", "euler", 1)]
+    assert [(r["arch"], r["solver"], r["steps"]) for r in trained] == [("sequential", "euler", 1)]
     summary = json.loads((checkpoint / "summary.json").read_text())
     assert trained[0]["delta_acc"] == 0.0
     assert trained[0]["acc"] == pytest.approx(summary["test"]["acc"])
@@ -124,7 +124,7 @@ def test_arch_integrates_the_same_weights_with_another_scheme(solver_table, chec
     row = next(
         r
         for r in record["rows"]
-        if (r["scheme"], r["solver"], r["steps"]) == ("parallel", "euler", 1)
+        if (r["arch"], r["solver"], r["steps"]) == ("parallel", "euler", 1)
     )
     assert row["acc"] == pytest.approx(acc, abs=1e-6)
     assert not row["trained"]
@@ -132,7 +132,7 @@ def test_arch_integrates_the_same_weights_with_another_scheme(solver_table, chec
 
 def test_convergence_orders_follow_the_theory(solver_table):
     _, record, _ = solver_table
-    order = {(r["scheme"], r["solver"]): r["order"] for r in record["rows"] if r["steps"]}
+    order = {(r["arch"], r["solver"]): r["order"] for r in record["rows"] if r["steps"]}
     # Lie–Trotter splits at first order whatever the solver; Strang at second; the
     # unsplit parallel step has its solver's order. Generous: the field is a trained one.
     assert order["sequential", "euler"] == pytest.approx(1.0, abs=0.3)
@@ -143,7 +143,7 @@ def test_convergence_orders_follow_the_theory(solver_table):
     # Errors shrink as the steps grow, for every fixed-step line.
     for key in order:
         line = sorted(
-            (r for r in record["rows"] if (r["scheme"], r["solver"]) == key),
+            (r for r in record["rows"] if (r["arch"], r["solver"]) == key),
             key=lambda r: r["steps"],
         )
         errors = [r["error"] for r in line]
@@ -156,7 +156,7 @@ def test_csv_json_and_table_agree(solver_table):
         rows = list(csv.DictReader(f))
     assert len(rows) == len(record["rows"]) == 27
     for row, rec in zip(rows, record["rows"], strict=True):
-        assert (row["scheme"], row["solver"]) == (rec["scheme"], rec["solver"])
+        assert (row["arch"], row["solver"]) == (rec["arch"], rec["solver"])
         assert float(row["acc"]) == pytest.approx(rec["acc"])
         assert float(row["nfe"]) == pytest.approx(rec["nfe"])
         assert float(row["error"]) == pytest.approx(rec["error"])
@@ -167,7 +167,7 @@ def test_csv_json_and_table_agree(solver_table):
     ]
     expected = [
         [
-            rec["scheme"],
+            rec["arch"],
             rec["solver"],
             "—" if rec["steps"] is None else str(rec["steps"]),
             f"{rec['acc']:.4f}",
@@ -211,7 +211,7 @@ def test_runs_equal_but_for_the_seed_are_pooled(runs, tmp_path):
     rows = record["rows"]
     assert len(rows) == 3
     summaries = [json.loads((runs / f"seq-{s}" / "summary.json").read_text()) for s in (0, 1, 2)]
-    seq = next(r for r in rows if r["scheme"] == "sequential" and r["seeds"] == 3)
+    seq = next(r for r in rows if r["arch"] == "sequential" and r["seeds"] == 3)
     for key, values in (
         ("test_acc", [s["test"]["acc"] for s in summaries]),
         ("test_acc_last", [s["test_last"]["acc"] for s in summaries]),
@@ -223,10 +223,10 @@ def test_runs_equal_but_for_the_seed_are_pooled(runs, tmp_path):
     assert sorted(seq["seed_values"]) == [0, 1, 2]
     assert seq["nfe"] == 2 and seq["depth"] == 2 and seq["groups"] == 2
     single = [r for r in rows if r["seeds"] == 1]
-    assert {r["scheme"] for r in single} == {"parallel", "sequential"}
+    assert {r["arch"] for r in single} == {"parallel", "sequential"}
     assert all(r["test_acc_std"] is None for r in single)
     # The lr run differs in a key with no column: a setting column tells it apart.
-    lr_row = next(r for r in single if r["scheme"] == "sequential")
+    lr_row = next(r for r in single if r["arch"] == "sequential")
     assert lr_row["setting"] == "train.lr=0.01"
     assert seq["setting"] == "train.lr=0.003"
     # Rows are best test accuracy first; the table shows mean ± std; unfinished runs are noted.
@@ -337,14 +337,14 @@ def test_sweep_trains_skips_and_resumes(tmp_path, monkeypatch):
     with (cells["sequential"] / "metrics.csv").open(newline="") as f:
         assert [int(r["epoch"]) for r in csv.DictReader(f)] == [1, 2]
     rows = json.loads((tmp_path / "s.json").read_text())["rows"]
-    assert {(r["experiment"], r["scheme"], r["groups"], r["steps"]) for r in rows} == {
+    assert {(r["experiment"], r["arch"], r["groups"], r["steps"]) for r in rows} == {
         ("schemes", "sequential", 2, 1),
         ("schemes", "parallel", 2, 1),
         ("sharing", "parallel", 2, 1),
         ("sharing", "parallel", 1, 2),
     }
     for r in rows:
-        run = cells["shared"] if r["groups"] == 1 else cells[r["scheme"]]
+        run = cells["shared"] if r["groups"] == 1 else cells[r["arch"]]
         assert r["runs"] == [str(run)]
         summary = json.loads((run / "summary.json").read_text())
         assert r["test_acc"] == summary["test"]["acc"] and r["nfe"] == summary["nfe_forward"]
@@ -397,7 +397,7 @@ def test_paper_sweep_expands_to_the_documented_grid():
         ("experiments: {a: {grid: {train.seed: []}}}\n", "expected a non-empty list"),
         ("experiments: {a: {grid: {model.depht: [2]}}}\n", "model.depht: unknown key"),
         ("experiments: {a: {grid: {model.groups: [4]}}}\n", "4 does not divide model.depth 6"),
-        ("experiments: {a: {grid: {model.arch: [leapfrog]}}}\n", "unknown scheme 'leapfrog'"),
+        ("experiments: {a: {grid: {model.arch: [leapfrog]}}}\n", "unknown arch 'leapfrog'"),
         ("experiments: {a: {grid: {'model.groups,solver.steps': [[6]]}}}\n", "list of 2 values"),
         ("experiments: {a: {grid: {train.seed: [0, 0]}}}\n", "lists a value twice"),
         ("set: {train.out: x}\nexperiments: {a: {grid: {train.seed: [0]}}}\n", "train.out"),

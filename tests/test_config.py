@@ -4,8 +4,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from odetx.config import Config, build_config, from_dict, parse_set, read_yaml
+from odetx.config import Config, from_dict, parse_set, read_yaml
 from odetx.errors import ConfigError
+from odetx.resolve import build_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

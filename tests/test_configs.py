@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from odetx.config import build_config
 from odetx.data import DATASETS
 from odetx.models import check_fits, resolve_model
+from odetx.resolve import build_config
 from odetx.training import Trainer
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"

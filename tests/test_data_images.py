@@ -11,9 +11,9 @@ import torch
 from typer.testing import CliRunner
 
 from odetx.cli.app import app
-from odetx.config import build_config
 from odetx.data import DATASETS, images
 from odetx.errors import DataError
+from odetx.resolve import build_config
 from odetx.training import Trainer
 
 runner = CliRunner()

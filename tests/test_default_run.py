@@ -11,7 +11,7 @@ def test_default_run_reaches_97_percent_on_digits(tmp_path):
     result = CliRunner().invoke(app, ["train", "--device", "cpu", "--out", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert (summary["dataset"], summary["scheme"], summary["solver"]) == (
+    assert (summary["dataset"], summary["arch"], summary["solver"]) == (
         "digits",
         "parallel",
         "euler",

@@ -11,7 +11,8 @@ import time
 import pytest
 import torch
 
-from odetx.training import Trainer, load_checkpoint
+from odetx.artefacts import load_checkpoint
+from odetx.training import Trainer
 
 EPOCHS = 30  # long enough (about 5 s) to interrupt part-way
 # Dropout and mixing off: the two runs then differ only in batch order and float rounding.

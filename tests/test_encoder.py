@@ -6,7 +6,8 @@ import torch
 from odetx.config import ModelConfig, SolverConfig
 from odetx.data.base import DataInfo
 from odetx.errors import ConfigError
-from odetx.models import PRESETS, SCHEMES, build_model, check_fits
+from odetx.models import ARCHS, PRESETS, check_fits
+from odetx.resolve import create_model
 
 INFO = DataInfo(kind="tokens", num_classes=5, vocab_size=12, max_len=16)
 TINY = dict(preset="enc-tiny", dim=16, depth=2, heads=2)
@@ -14,7 +15,7 @@ TINY = dict(preset="enc-tiny", dim=16, depth=2, heads=2)
 
 def make(pool="cls", arch="parallel", solver=SolverConfig(), **kw):
     torch.manual_seed(0)
-    return build_model(
+    return create_model(
         ModelConfig(**{**TINY, "pool": pool, "arch": arch, **kw}), solver, INFO
     ).eval()
 
@@ -87,7 +88,7 @@ def test_every_parameter_receives_a_gradient(pool, groups):
     assert model.token_embed.weight.grad[0].abs().sum() == 0  # padding embedding stays zero
 
 
-@pytest.mark.parametrize("arch", SCHEMES.names())
+@pytest.mark.parametrize("arch", ARCHS.names())
 @pytest.mark.parametrize("method", ["euler", "rk4"])
 def test_every_scheme_runs(arch, method):
     model = make("cls", arch=arch, solver=SolverConfig(method=method, steps=2))
@@ -99,9 +100,7 @@ def test_every_scheme_runs(arch, method):
 
 
 def test_schemes_share_one_parameter_layout():
-    layouts = {
-        a: {k: v.shape for k, v in make(arch=a).state_dict().items()} for a in SCHEMES.names()
-    }
+    layouts = {a: {k: v.shape for k, v in make(arch=a).state_dict().items()} for a in ARCHS.names()}
     assert len({tuple(sorted(v.items())) for v in layouts.values()}) == 1
 
 
@@ -118,10 +117,10 @@ def test_backbone_and_data_kind_must_match():
 
 
 @pytest.mark.parametrize("name", [n for n, p in PRESETS.items() if p.backbone == "encoder"])
-@pytest.mark.parametrize("arch", SCHEMES.names())
+@pytest.mark.parametrize("arch", ARCHS.names())
 def test_every_encoder_preset_and_scheme_trains(name, arch):
     torch.manual_seed(0)
-    model = build_model(ModelConfig(preset=name, arch=arch), SolverConfig(), INFO)
+    model = create_model(ModelConfig(preset=name, arch=arch), SolverConfig(), INFO)
     tokens, mask = batch()
     out = model(tokens, mask)
     assert out.shape == (4, INFO.num_classes) and torch.isfinite(out).all()

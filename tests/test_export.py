@@ -12,12 +12,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from odetx.artefacts import save_checkpoint
 from odetx.cli.app import app
-from odetx.config import build_config
 from odetx.data import DATASETS
-from odetx.inference import load_model
+from odetx.evaluation import load_model
 from odetx.models import build_model
-from odetx.training import resolved, save_checkpoint
+from odetx.resolve import build_config
 from tests.conftest import TINY
 
 runner = CliRunner()
@@ -79,7 +79,7 @@ def make_checkpoint(path, arch="parallel", encoder=False, **overrides):
         overrides.update(
             {"model.preset": "enc-tiny", "data.name": "parity", "data.seq_len_max": 12}
         )
-    cfg = resolved(build_config(overrides=overrides))
+    cfg = build_config(overrides=overrides)
     info = DATASETS[cfg.data.name].info(cfg.data)
     torch.manual_seed(0)
     model = build_model(cfg.model, cfg.solver, info)

@@ -7,8 +7,7 @@ import torch
 from odetx.config import ModelConfig, SolverConfig
 from odetx.data.base import DataInfo
 from odetx.errors import ConfigError
-from odetx.inference import load_model
-from odetx.models import build_model
+from odetx.evaluation import load_model
 from odetx.models.fields import LayerField
 from odetx.models.fused import (
     FusedParallelField,
@@ -16,6 +15,7 @@ from odetx.models.fused import (
     to_fused_fields,
     unfuse_state_dict,
 )
+from odetx.resolve import create_model
 from odetx.solvers.field import ATTN, BOTH, MLP
 from odetx.training import Trainer
 
@@ -53,8 +53,8 @@ def value_and_grads(f, x, mask, which):
 def models(solver=SolverConfig(method="rk4", steps=2)):
     """An unfused shared-norm model and a ``model.fused`` one holding the same weights."""
     torch.manual_seed(0)
-    plain = build_model(ModelConfig(**SMALL, dropout=0.0), solver, INFO).double().eval()
-    fused = build_model(ModelConfig(**SMALL, dropout=0.0, fused=True), solver, INFO)
+    plain = create_model(ModelConfig(**SMALL, dropout=0.0), solver, INFO).double().eval()
+    fused = create_model(ModelConfig(**SMALL, dropout=0.0, fused=True), solver, INFO)
     fused.double().eval().load_state_dict(fuse_state_dict(plain.state_dict()))
     return plain, fused
 
@@ -156,7 +156,7 @@ def test_layouts_refuse_what_they_cannot_represent():
 )
 def test_model_fused_needs_a_shared_norm_no_dropout_and_qkv_biases(kw, needle):
     with pytest.raises(ConfigError, match=f"model.fused.*{needle}"):
-        build_model(ModelConfig(**kw, fused=True), SolverConfig(), INFO)
+        create_model(ModelConfig(**kw, fused=True), SolverConfig(), INFO)
 
 
 @pytest.mark.parametrize("fmt", ["script", "export"])

@@ -10,9 +10,10 @@ from torch import nn
 from odetx.config import ModelConfig, SolverConfig
 from odetx.data.base import DataInfo
 from odetx.errors import ConfigError
-from odetx.models import PRESETS, SCHEMES, build_model, count_params, resolve_model
+from odetx.models import ARCHS, PRESETS, count_params, resolve_model
 from odetx.models.fields import Attention, LayerField
 from odetx.models.ode import ODEStack
+from odetx.resolve import create_model
 
 SMALL = dict(depth=4, dim=32, heads=4, mlp_ratio=2.0)
 
@@ -157,13 +158,13 @@ def test_splitting_order_on_a_transformer_field(arch, method, order):
 
 
 @pytest.mark.parametrize("preset", [n for n, p in PRESETS.items() if p.backbone == "vit"])
-@pytest.mark.parametrize("arch", SCHEMES.names())
+@pytest.mark.parametrize("arch", ARCHS.names())
 def test_every_preset_and_scheme_trains(preset, arch):
     p = PRESETS[preset]
     info = DataInfo("image", num_classes=5, image_size=2 * p.patch_size, in_chans=3)
     small = dict(depth=2, groups=1) if p.dim > 128 else {}
     torch.manual_seed(0)
-    model = build_model(ModelConfig(preset=preset, arch=arch, **small), SolverConfig(), info)
+    model = create_model(ModelConfig(preset=preset, arch=arch, **small), SolverConfig(), info)
     out = model(torch.randn(2, 3, info.image_size, info.image_size))
     assert out.shape == (2, 5)
     assert torch.isfinite(out).all()
@@ -176,14 +177,14 @@ def test_every_preset_and_scheme_trains(preset, arch):
 def test_deit_parameter_counts_match_the_paper(preset, published):
     info = DataInfo("image", num_classes=1000, image_size=224, in_chans=3)
     with torch.device("meta"):
-        model = build_model(ModelConfig(preset=preset, arch="sequential"), SolverConfig(), info)
+        model = create_model(ModelConfig(preset=preset, arch="sequential"), SolverConfig(), info)
     assert count_params(model) == pytest.approx(published, rel=0.01)
 
 
 def test_weight_sharing_groups_share_weights_across_the_span():
     info = DataInfo("image", num_classes=10, image_size=8, in_chans=1)
-    full = build_model(ModelConfig(arch="parallel", depth=4), SolverConfig(), info)
-    shared = build_model(
+    full = create_model(ModelConfig(arch="parallel", depth=4), SolverConfig(), info)
+    shared = create_model(
         ModelConfig(arch="parallel", depth=4, groups=1), SolverConfig(method="rk4", steps=4), info
     )
     layer = count_params(full.stack.blocks[0].field)
@@ -210,7 +211,7 @@ def test_impossible_models_are_refused_naming_the_key(kw, key):
 def test_patch_size_must_tile_the_image():
     info = DataInfo("image", num_classes=10, image_size=8, in_chans=1)
     with pytest.raises(ConfigError, match="model.patch_size"):
-        build_model(ModelConfig(patch_size=3), SolverConfig(), info)
+        create_model(ModelConfig(patch_size=3), SolverConfig(), info)
 
 
 def test_layer_field_ignores_time():

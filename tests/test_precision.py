@@ -4,12 +4,14 @@ import pytest
 import torch
 import torch._dynamo
 
+from odetx.artefacts import load_checkpoint
 from odetx.config import ModelConfig, SolverConfig
 from odetx.data.base import DataInfo
 from odetx.errors import ConfigError
-from odetx.models import SCHEMES, build_model
-from odetx.training import Trainer, load_checkpoint
-from odetx.training.precision import amp_label, autocast, grad_scaler
+from odetx.models import ARCHS
+from odetx.resolve import create_model
+from odetx.runtime.precision import amp_label, autocast, grad_scaler
+from odetx.training import Trainer
 
 CPU = torch.device("cpu")
 
@@ -17,7 +19,7 @@ CPU = torch.device("cpu")
 def test_bf16_autocast_runs_the_model_in_bf16_and_stays_close_to_float32():
     info = DataInfo("image", num_classes=10, image_size=8, in_chans=1)
     torch.manual_seed(0)
-    model = build_model(ModelConfig(depth=2, dim=32), SolverConfig(), info).eval()
+    model = create_model(ModelConfig(depth=2, dim=32), SolverConfig(), info).eval()
     x = torch.randn(4, 1, 8, 8)
     full = model(x)
     with autocast("bf16", CPU)():
@@ -56,12 +58,12 @@ FUSED = dict(shared_norm=True, fused=True, dropout=0.0)
 
 @pytest.mark.parametrize(
     "arch, extra",
-    [pytest.param(a, {}, id=a) for a in SCHEMES.names()]
+    [pytest.param(a, {}, id=a) for a in ARCHS.names()]
     + [pytest.param("parallel", FUSED, id="parallel-fused")],
 )
 def test_the_fixed_step_integrator_compiles_without_graph_breaks(arch, extra):
     info = DataInfo("image", num_classes=10, image_size=8, in_chans=1)
-    model = build_model(
+    model = create_model(
         ModelConfig(arch=arch, depth=2, dim=16, heads=2, groups=1, **extra),
         SolverConfig(method="rk4", steps=2),
         info,

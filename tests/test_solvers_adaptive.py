@@ -5,11 +5,11 @@ from torchdiffeq import odeint
 from odetx.config import SolverConfig
 from odetx.errors import ConfigError, SolverError
 from odetx.models.fields import LayerField
-from odetx.solvers import ADAPTIVE_METHODS, AdaptiveIntegrator, validate_solver
+from odetx.solvers import ADAPTIVE, AdaptiveIntegrator, validate_solver
 from tests.problems import UNSPLIT, FunctionField, linear_problem
 
 
-@pytest.mark.parametrize("method", ADAPTIVE_METHODS)
+@pytest.mark.parametrize("method", ADAPTIVE.names())
 def test_adaptive_reaches_the_exact_solution_within_tolerance(method):
     f, y0, exact = linear_problem()
     block = AdaptiveIntegrator(

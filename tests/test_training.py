@@ -4,8 +4,9 @@ import json
 import pytest
 import torch
 
+from odetx.artefacts import load_checkpoint
 from odetx.errors import ConfigError, Interrupted, TrainingError
-from odetx.training import Trainer, load_checkpoint, prepare_resume
+from odetx.training import Trainer, prepare_resume
 
 
 def test_run_directory_contract(tmp_path, tiny_config):
@@ -41,8 +42,8 @@ def test_resume_gives_identical_weights(tmp_path, tiny_config):
     with pytest.raises(Interrupted, match="holds epoch 2 of 4.*--resume"):
         Trainer(cfg, tmp_path / "resumed", callbacks=[interrupt_after_two]).fit()
     assert load_checkpoint(tmp_path / "resumed" / "last.pt")["epoch"] == 2
-    cfg2, ckpt, run_dir = prepare_resume(tmp_path / "resumed", {})
-    Trainer(cfg2, run_dir, ckpt=ckpt).fit()
+    plan = prepare_resume(tmp_path / "resumed", {})
+    Trainer(plan.config, plan.run_dir, plan.checkpoint).fit()
 
     a = load_checkpoint(tmp_path / "straight" / "last.pt")["model"]
     b = load_checkpoint(tmp_path / "resumed" / "last.pt")["model"]
@@ -57,7 +58,7 @@ def test_resume_refuses_changes_that_would_train_another_model(tmp_path, tiny_co
     Trainer(tiny_config(train__epochs=1), tmp_path / "run").fit()
     with pytest.raises(ConfigError, match="model.dim: cannot change on --resume"):
         prepare_resume(tmp_path / "run", {"model.dim": 32})
-    cfg, _, _ = prepare_resume(tmp_path / "run", {"train.epochs": 3})
+    cfg = prepare_resume(tmp_path / "run", {"train.epochs": 3}).config
     assert cfg.train.epochs == 3
 
 

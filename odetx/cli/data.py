@@ -9,8 +9,8 @@ import typer
 
 from odetx.cli import options as o
 from odetx.cli.display import console
-from odetx.config import build_config
 from odetx.data import listops
+from odetx.resolve import build_config
 
 GEN = "Generator"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -35,6 +36,15 @@ def solver_label(solver) -> str:
     if solver.rtol is not None:
         return f"{solver.method} (rtol {solver.rtol:g}, atol {solver.atol:g})"
     return f"{solver.method} ({solver.steps} step{'s' if solver.steps != 1 else ''})"
+
+
+def print_solver_override(solver, trained_solver) -> None:
+    """Say so when a model is integrated with another solver than it was trained with."""
+    if solver != trained_solver:
+        console.print(
+            f"integrating with [bold]{solver_label(solver)}[/]; "
+            f"the model was trained with {solver_label(trained_solver)}"
+        )
 
 
 class RichReporter:
@@ -137,3 +147,16 @@ def result_table(table) -> Table:
             cells.append(text)
         out.add_row(*cells, style="italic" if row.get("trained") else None)
     return out
+
+
+def print_result_table(table) -> None:
+    """The table and its notes; piped or captured output gets values whole, not cut to 80
+    columns (a terminal keeps its width)."""
+    rendered = result_table(table)
+    show = console
+    if not console.is_terminal:
+        wide = console.options.update_width(1000)
+        show = Console(width=max(console.width, Measurement.get(console, wide, rendered).maximum))
+    show.print(rendered)
+    for note in table.notes:
+        show.print(f"  {note}", highlight=False, markup=False, soft_wrap=show is not console)

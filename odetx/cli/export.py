@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from odetx.cli import options as o
-from odetx.cli.display import console, kv_table, solver_label
+from odetx.cli.display import console, kv_table, print_solver_override, solver_label
 from odetx.export import FORMATS, export_checkpoint
 
 
@@ -18,9 +18,7 @@ def _size(n: int) -> str:
 
 
 def export_cmd(
-    checkpoint: Annotated[
-        Path, typer.Argument(help="A checkpoint (.pt) or a run directory (uses best.pt).")
-    ],
+    checkpoint: o.CheckpointArg,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -54,11 +52,7 @@ def export_cmd(
     if as_json:
         print(json.dumps(report.to_dict()))
         return
-    if report.overridden:
-        console.print(
-            f"integrating with [bold]{solver_label(report.solver)}[/]; "
-            f"the model was trained with {solver_label(report.trained_solver)}"
-        )
+    print_solver_override(report.solver, report.trained_solver)
     parity, latency = report.parity, report.latency
     batches = ", ".join(str(b) for b in parity.diffs)
     console.print(
@@ -67,7 +61,7 @@ def export_cmd(
             {
                 "artefact": f"{report.path} ({_size(report.size_bytes)})",
                 "checkpoint": str(report.checkpoint),
-                "scheme": report.scheme,
+                "arch": report.arch,
                 "solver": solver_label(report.solver),
                 "steps": report.format.steps,
                 "inputs": "\n".join(report.signature),

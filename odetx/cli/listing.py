@@ -6,25 +6,25 @@ from rich.table import Table
 
 from odetx.cli.display import console
 from odetx.data import DATASETS
-from odetx.models import PRESETS, SCHEMES
+from odetx.models import ARCHS, PRESETS
 from odetx.solvers import SOLVERS
 
 
 def list_cmd() -> None:
-    """List the registered schemes, solvers, datasets and presets."""
-    t = Table(title="schemes (--arch)", title_justify="left")
+    """List the registered archs (splitting schemes), solvers, datasets and presets."""
+    t = Table(title="archs (--arch): how a layer step splits A + M", title_justify="left")
     for col in ("name", "splitting order", "layer step"):
         t.add_column(col)
-    for name, s in SCHEMES.items():
+    for name, s in ARCHS.items():
         t.add_row(name, "unsplit" if s.order == 0 else str(s.order), s.description)
     console.print(t)
 
     t = Table(title="solvers (--solver)", title_justify="left")
-    for col in ("name", "order", "kind", "stages", "from"):
+    for col in ("name", "order", "kind", "stages", "from", "method"):
         t.add_column(col)
     for name, s in SOLVERS.items():
         kind = "adaptive" if s.adaptive else "fixed-step"
-        t.add_row(name, str(s.order), kind, str(s.stages or "—"), s.source)
+        t.add_row(name, str(s.order), kind, str(s.stages or "—"), s.source, s.reference)
     console.print(t)
 
     t = Table(title="datasets (--dataset)", title_justify="left")

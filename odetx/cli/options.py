@@ -8,10 +8,10 @@ from typing import Annotated
 
 import typer
 
-from odetx.data import DATASETS
-from odetx.models import PRESETS, SCHEMES
+from odetx.data import DATASETS, SPLITS
+from odetx.models import ARCHS, PRESETS
+from odetx.runtime.precision import AMP_DTYPES
 from odetx.solvers import SOLVERS
-from odetx.training.precision import AMP_DTYPES
 
 MODEL, SOLVER, DATA, OPTIM, OUTPUT = "Model", "Solver", "Data", "Optimisation", "Output"
 
@@ -20,14 +20,22 @@ def _choices(name: str, names: list[str]) -> type[enum.Enum]:
     return enum.Enum(name, {n: n for n in names}, type=str)
 
 
-Arch = _choices("Arch", SCHEMES.names())
+Arch = _choices("Arch", ARCHS.names())
 Method = _choices("Method", SOLVERS.names())
 Amp = _choices("Amp", AMP_DTYPES.names())
 Dataset = _choices("Dataset", DATASETS.names())
 PresetName = _choices("PresetName", PRESETS.names())
 
+SPLIT_NAMES = ", ".join(SPLITS)
+
+CheckpointArg = Annotated[
+    Path, typer.Argument(help="A checkpoint (.pt) or a run directory (uses best.pt).")
+]
 ArchOpt = Annotated[
-    Arch | None, typer.Option("--arch", help="Splitting scheme.", rich_help_panel=MODEL)
+    Arch | None,
+    typer.Option(
+        "--arch", help="Arch: the splitting scheme of a layer step.", rich_help_panel=MODEL
+    ),
 ]
 PresetOpt = Annotated[
     PresetName | None, typer.Option("--model", help="Model preset.", rich_help_panel=MODEL)

@@ -11,10 +11,10 @@ import typer
 
 from odetx.cli import options as o
 from odetx.cli.display import RichReporter, console
-from odetx.config import build_config, parse_set
-from odetx.training import Trainer, distributed, prepare_resume
+from odetx.config import parse_set
+from odetx.runtime import distributed
+from odetx.training import Trainer, prepare_run
 
-DEFAULT_RUNS = Path("runs")
 PERF = "Performance"
 
 
@@ -29,13 +29,6 @@ def _without_nproc(argv: list[str]) -> list[str]:
         elif not arg.startswith("--nproc="):
             out.append(arg)
     return out
-
-
-def default_out(cfg) -> Path:
-    from datetime import datetime
-
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return DEFAULT_RUNS / f"{cfg.data.name}-{cfg.model.arch}-{cfg.solver.method}-{stamp}"
 
 
 def train(
@@ -133,21 +126,13 @@ def train(
     }
     overrides = {k: v for k, v in flags.items() if v is not None}
     overrides.update(parse_set(set_ or []))
-    if resume is not None:
-        if config is not None:
-            raise typer.BadParameter(
-                "--config cannot be combined with --resume (the run has its own)"
-            )
-        cfg, ckpt, run_dir = prepare_resume(resume, overrides)
-    else:
-        cfg, ckpt = build_config(config, overrides), None
-        run_dir = Path(cfg.train.out) if cfg.train.out else default_out(cfg)
+    plan = prepare_run(config, overrides, resume)
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         # Checked above in this process, so a bad flag fails once, not once per rank.
         distributed.launch(nproc, _without_nproc(sys.argv[1:]))
         return
     try:
-        trainer = Trainer(cfg, run_dir, ckpt=ckpt, reporter=RichReporter())
+        trainer = Trainer(plan.config, plan.run_dir, plan.checkpoint, RichReporter())
         trainer.fit()
     finally:
         distributed.shutdown()

@@ -7,6 +7,7 @@ from typing import Any
 
 from odetx.compare.table import ResultTable
 from odetx.errors import OdetxError
+from odetx.io import atomic_write
 
 INSTALL_HINT = 'plotting needs matplotlib: pip install "odetx[plot]" (or pip install matplotlib)'
 
@@ -26,7 +27,7 @@ def require_matplotlib() -> Any:
 def _lines(table: ResultTable) -> dict[str, list[dict]]:
     lines: dict[str, list[dict]] = {}
     for r in table.rows:
-        label = f"{r['scheme']} / {r['solver']}"
+        label = f"{r['arch']} / {r['solver']}"
         if r.get("experiment"):
             label = f"{r['experiment']}: {label}"
         lines.setdefault(label, []).append(r)
@@ -34,7 +35,7 @@ def _lines(table: ResultTable) -> dict[str, list[dict]]:
 
 
 def plot(table: ResultTable, path: str | Path, convergence: bool) -> None:
-    """Accuracy against NFE, one line per scheme/solver; with ``convergence``, also the
+    """Accuracy against NFE, one line per arch/solver; with ``convergence``, also the
     error against step size on log-log axes with each line's fitted order in the legend."""
     plt = require_matplotlib()
     ncols = 2 if convergence else 1
@@ -80,5 +81,6 @@ def plot(table: ResultTable, path: str | Path, convergence: bool) -> None:
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_write(path) as (f, _):
+        fig.savefig(f, format="png", dpi=120)
     plt.close(fig)

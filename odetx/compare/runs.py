@@ -1,7 +1,8 @@
 """Tabulate finished runs from their run directories; seeds of one setting are pooled.
 
 Two runs share a setting when their resolved configs (``config.yaml``) agree on
-every key but the seed and where or how the run was executed (:data:`MACHINE`);
+every key but the seed and where or how the run was executed
+(:data:`~odetx.config.MACHINE_KEYS`);
 each setting is one row with the mean and sample standard deviation over its
 seeds. Config keys that tell settings apart but have no column of their own are
 shown in a ``setting`` column, so no two rows look alike without a reason.
@@ -19,23 +20,15 @@ from typing import Any
 import yaml
 
 from odetx.compare.table import Column, ResultTable
+from odetx.config import MACHINE_KEYS, flatten
 from odetx.errors import OdetxError
 
-# Keys that say where or how a run executed, not what it computed.
-MACHINE = (
-    "train.out",
-    "train.device",
-    "train.compile",
-    "data.root",
-    "data.download",
-    "data.num_workers",
-)
 SEED = "train.seed"
 # Config keys shown as their own column.
 SHOWN = {
     "data.name": "dataset",
     "model.preset": "preset",
-    "model.arch": "scheme",
+    "model.arch": "arch",
     "solver.method": "solver",
     "solver.steps": "steps",
     "model.depth": "depth",
@@ -47,7 +40,7 @@ COLUMNS = [
     Column("experiment", "experiment"),
     Column("dataset", "dataset"),
     Column("preset", "model"),
-    Column("scheme", "scheme"),
+    Column("arch", "arch"),
     Column("solver", "solver"),
     Column("steps", "steps"),
     Column("depth", "D"),
@@ -108,16 +101,6 @@ def expand(patterns: list[str]) -> tuple[list[Path], list[Path]]:
     return list(dict.fromkeys(found)), list(dict.fromkeys(unfinished))
 
 
-def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def read_run(path: Path) -> dict[str, Any]:
     """One run's metrics (from ``summary.json``) and flattened config (``config.yaml``)."""
     try:
@@ -130,6 +113,7 @@ def read_run(path: Path) -> dict[str, Any]:
     if not isinstance(summary, dict):
         raise OdetxError(f"cannot read the run in {path}: summary.json holds no record")
     # Without a config file (not written by odetx train) the summary's fields define the setting.
+    summary.setdefault("arch", summary.get("scheme"))  # summaries before 0.2 said "scheme"
     for key, name in SHOWN.items():
         config.setdefault(key, summary.get(name))
     config.setdefault(SEED, summary.get("seed"))
@@ -148,7 +132,9 @@ def read_run(path: Path) -> dict[str, Any]:
 
 def _setting(run: dict[str, Any]) -> tuple:
     return tuple(
-        sorted((k, repr(v)) for k, v in run["config"].items() if k != SEED and k not in MACHINE)
+        sorted(
+            (k, repr(v)) for k, v in run["config"].items() if k != SEED and k not in MACHINE_KEYS
+        )
     )
 
 

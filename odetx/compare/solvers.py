@@ -3,7 +3,7 @@
 The convergence view measures each setting's error against a fine unsplit solve
 of the model's own field A + M, in float64, so the fitted slope is the
 empirical order of the whole layer step: Lie–Trotter ≈ 1, Strang ≈ 2, and the
-parallel scheme the order of its solver (Hairer, Lubich & Wanner, *Geometric
+parallel arch the order of its solver (Hairer, Lubich & Wanner, *Geometric
 Numerical Integration*, §II.5 on splitting orders).
 """
 
@@ -22,13 +22,20 @@ from torch import nn
 
 from odetx.compare.table import Column, ResultTable
 from odetx.config import SolverConfig
-from odetx.data import DATASETS
+from odetx.data import check_split
 from odetx.errors import ConfigError
-from odetx.inference import LoadedModel, load_model, override_solver
-from odetx.models import SCHEMES, resolve_model
-from odetx.solvers import ADAPTIVE_METHODS, SOLVERS
-from odetx.training.evaluate import EvalResult, evaluate
-from odetx.training.loop import make_loader
+from odetx.evaluation import (
+    EvalResult,
+    LoadedModel,
+    eval_loader,
+    evaluate,
+    load_model,
+    load_split,
+    override_solver,
+)
+from odetx.models import ARCHS
+from odetx.runtime.loaders import make_loader
+from odetx.solvers import ADAPTIVE_NAMES, SOLVERS
 
 # The reference: rk4 on the unsplit field with this many steps per group; the same
 # solve at half the steps estimates the reference's own error.
@@ -36,10 +43,9 @@ REFERENCE = SolverConfig(method="rk4", steps=256)
 # Points within this factor of the reference's own error measure the reference, not
 # the setting, and are left out of the fitted order.
 REFERENCE_MARGIN = 10.0
-SPLITS = ("train", "val", "test")
 
 COLUMNS = [
-    Column("scheme", "scheme"),
+    Column("arch", "arch"),
     Column("solver", "solver"),
     Column("steps", "steps"),
     Column("acc", "acc", "max", "{:.4f}"),
@@ -56,13 +62,13 @@ COLUMNS = [
 
 @dataclass(frozen=True)
 class Setting:
-    scheme: str
+    arch: str
     solver: SolverConfig
 
 
-def expected_order(scheme: str, method: str) -> int:
-    """The order theory predicts: the solver's, capped by the splitting's (0: unsplit)."""
-    split, solver = SCHEMES[scheme].order, SOLVERS[method].order
+def expected_order(arch: str, method: str) -> int:
+    """The order theory predicts: the solver's, capped by the arch's splitting (0: unsplit)."""
+    split, solver = ARCHS[arch].order, SOLVERS[method].order
     return solver if split == 0 else min(split, solver)
 
 
@@ -72,22 +78,21 @@ def settings(
     steps: list[int],
     rtol: float | None,
     atol: float | None,
-    schemes: list[str],
+    archs: list[str],
 ) -> list[Setting]:
-    """Every (scheme, solver, steps) to try; adaptive solvers take the tolerances instead.
+    """Every (arch, solver, steps) to try; adaptive solvers take the tolerances instead.
 
     Raises:
         ConfigError: tolerances with no adaptive solver, steps with no fixed-step one.
     """
     methods = list(dict.fromkeys(methods or [loaded.trained_solver.method]))
     for method in methods:
-        if method not in SOLVERS:
-            raise ConfigError("--solver", f"unknown solver {method!r}")
+        SOLVERS.lookup(method, "--solver")
     fixed = [m for m in methods if not SOLVERS[m].adaptive]
     if (rtol is not None or atol is not None) and len(fixed) == len(methods):
         raise ConfigError(
             "--rtol" if rtol is not None else "--atol",
-            f"applies to adaptive solvers ({', '.join(ADAPTIVE_METHODS)}); "
+            f"applies to adaptive solvers ({ADAPTIVE_NAMES}); "
             f"{', '.join(methods)} {'is' if len(methods) == 1 else 'are'} fixed-step",
         )
     if steps and not fixed:
@@ -95,7 +100,7 @@ def settings(
             "--steps", f"applies to fixed-step solvers; {', '.join(methods)} adapt their steps"
         )
     out = []
-    for scheme in dict.fromkeys(schemes):
+    for arch in dict.fromkeys(archs):
         for method in methods:
             if SOLVERS[method].adaptive:
                 cfgs = [{"method": method, "rtol": rtol, "atol": atol}]
@@ -104,7 +109,7 @@ def settings(
                 cfgs = [
                     {"method": method, "steps": n} for n in dict.fromkeys(steps or [trained_steps])
                 ]
-            out += [Setting(scheme, override_solver(loaded.trained_solver, c)) for c in cfgs]
+            out += [Setting(arch, override_solver(loaded.trained_solver, c)) for c in cfgs]
     return out
 
 
@@ -135,7 +140,7 @@ def compare_solvers(
     steps: list[int],
     rtol: float | None = None,
     atol: float | None = None,
-    schemes: list[str] | None = None,
+    archs: list[str] | None = None,
     split: str = "test",
     batch_size: int | None = None,
     device: str = "cpu",
@@ -147,21 +152,16 @@ def compare_solvers(
     Each row holds accuracy, loss, NFE and throughput on ``split``, the accuracy
     difference from the trained-with setting, and the float64 relative error of
     the logits against a fine unsplit solve on ``convergence_samples`` examples;
-    rows of one fixed-step (scheme, solver) share its fitted empirical order.
+    rows of one fixed-step (arch, solver) share its fitted empirical order.
     """
-    if split not in SPLITS:
-        raise ConfigError("--split", f"unknown split {split!r}; choose {', '.join(SPLITS)}")
-    if batch_size is not None and batch_size <= 0:
-        raise ConfigError("--batch-size", f"must be positive, got {batch_size}")
+    check_split(split)
     loaded = load_model(checkpoint, device=device)
-    cfg = loaded.config
-    model_cfg = resolve_model(cfg.model)
-    todo = settings(loaded, methods, steps, rtol, atol, schemes or [model_cfg.arch])
-    data_cfg = dataclasses.replace(cfg.data, root=data_root) if data_root else cfg.data
-    dataset = DATASETS[data_cfg.name].load(data_cfg)[split]
-    loader = make_loader(dataset, batch_size or 2 * cfg.train.batch_size, False, 0)
-    dev = next(loaded.model.parameters()).device
-    probe = next(iter(make_loader(dataset, convergence_samples, False, 0)))
+    model_cfg = loaded.config.model
+    todo = settings(loaded, methods, steps, rtol, atol, archs or [model_cfg.arch])
+    dataset = load_split(loaded, split, data_root)
+    loader = eval_loader(loaded, dataset, batch_size)
+    dev = loaded.device
+    probe = next(iter(make_loader(dataset, convergence_samples, False)))
     probe_inputs = [t.to(dev) for t in probe[:-1]]
     probe_inputs = [t.double() if t.is_floating_point() else t for t in probe_inputs]
 
@@ -177,13 +177,13 @@ def compare_solvers(
 
     rows: list[dict[str, Any]] = []
     for s in todo:
-        is_trained = s.scheme == model_cfg.arch and s.solver == loaded.trained_solver
-        model = loaded.rebuild(s.solver, arch=s.scheme)
+        is_trained = s.arch == model_cfg.arch and s.solver == loaded.trained_solver
+        model = loaded.rebuild(s.solver, arch=s.arch)
         result: EvalResult = trained if is_trained else evaluate(model, loader, dev)
         adaptive = SOLVERS[s.solver.method].adaptive
         rows.append(
             {
-                "scheme": s.scheme,
+                "arch": s.arch,
                 "solver": s.solver.method,
                 "steps": None if adaptive else s.solver.steps,
                 "h": None if adaptive else span / s.solver.steps,
@@ -197,12 +197,12 @@ def compare_solvers(
                 "error": relative_error(_logits64(model, probe_inputs), reference),
                 "order": None,
                 "local_order": None,
-                "expected_order": None if adaptive else expected_order(s.scheme, s.solver.method),
+                "expected_order": None if adaptive else expected_order(s.arch, s.solver.method),
                 "trained": is_trained,
             }
         )
-    for key in dict.fromkeys((r["scheme"], r["solver"]) for r in rows if r["steps"] is not None):
-        line = [r for r in rows if (r["scheme"], r["solver"]) == key and r["steps"] is not None]
+    for key in dict.fromkeys((r["arch"], r["solver"]) for r in rows if r["steps"] is not None):
+        line = [r for r in rows if (r["arch"], r["solver"]) == key and r["steps"] is not None]
         usable = sorted(
             (r for r in line if r["error"] > REFERENCE_MARGIN * reference_error),
             key=lambda r: r["steps"],
@@ -215,7 +215,7 @@ def compare_solvers(
                 [coarse["steps"], fine["steps"]], [coarse["error"], fine["error"]]
             )
 
-    table = ResultTable(f"{loaded.path} on {data_cfg.name} {split}", COLUMNS, rows)
+    table = ResultTable(f"{loaded.path} on {loaded.config.data.name} {split}", COLUMNS, rows)
     ts = loaded.trained_solver
     if SOLVERS[ts.method].adaptive:
         how = f"rtol {ts.rtol:g}, atol {ts.atol:g}"
@@ -230,6 +230,6 @@ def compare_solvers(
         f"{len(probe[-1])} {split} samples",
         "fit order: least-squares slope of log(error) against log(step size) over --steps; "
         "local order: the slope from the previous step count (settles as h shrinks); "
-        "theory: the order the scheme and solver predict",
+        "theory: the order the arch's splitting and the solver predict",
     ]
     return table

@@ -24,7 +24,6 @@ Cells of several experiments with the same config train once.
 
 from __future__ import annotations
 
-import copy
 import itertools
 import re
 from collections.abc import Callable
@@ -34,10 +33,11 @@ from typing import Any
 
 import yaml
 
-from odetx.compare.runs import MACHINE, flatten
-from odetx.config import Config, build_config, merge, read_yaml
+from odetx.artefacts import RunDir
+from odetx.config import MACHINE_KEYS, Config, flatten, merge, read_yaml
 from odetx.errors import ConfigError, Interrupted, OdetxError
-from odetx.training import RunDir, Trainer, prepare_resume, resolved
+from odetx.resolve import build_config
+from odetx.training import Trainer, prepare_resume
 
 SWEEP_KEYS = ("base", "out", "set", "experiments")
 EXPERIMENT_KEYS = ("set", "grid")
@@ -103,7 +103,7 @@ def _axes(grid: dict[str, Any], key: str) -> list[tuple[list[str], list[list[Any
 
 def setting_of(cfg: Config) -> dict[str, Any]:
     """What a run computes: its resolved config without the machine keys."""
-    return {k: v for k, v in flatten(resolved(cfg).to_dict()).items() if k not in MACHINE}
+    return {k: v for k, v in flatten(cfg.to_dict()).items() if k not in MACHINE_KEYS}
 
 
 def load_sweep(path: str | Path, out: str | Path | None = None) -> list[Cell]:
@@ -158,10 +158,8 @@ def load_sweep(path: str | Path, out: str | Path | None = None) -> list[Cell]:
             }
             run_dir = root / str(name) / _slug(varied)
             try:
-                # build_config writes the overrides into the tree it is given: pass a copy.
                 cfg = build_config(
-                    overrides={**fixed, **varied, "train.out": str(run_dir)},
-                    base=copy.deepcopy(base_tree),
+                    overrides={**fixed, **varied, "train.out": str(run_dir)}, base=base_tree
                 )
             except ConfigError as e:
                 raise ConfigError(f"{where} cell {_slug(varied)}", str(e)) from None
@@ -173,7 +171,7 @@ def load_sweep(path: str | Path, out: str | Path | None = None) -> list[Cell]:
 
 def _check_same(run: RunDir, tree: dict[str, Any], cell: Cell) -> None:
     """Refuse a directory that holds a run of another config than the cell's."""
-    have = {k: v for k, v in flatten(tree).items() if k not in MACHINE}
+    have = {k: v for k, v in flatten(tree).items() if k not in MACHINE_KEYS}
     want = setting_of(cell.config)
     diff = sorted(k for k in have.keys() | want.keys() if have.get(k) != want.get(k))
     if diff:
@@ -214,11 +212,12 @@ def plan(cells: list[Cell]) -> list[str]:
 def run_sweep(
     cells: list[Cell],
     make_reporter: Callable[[Cell], Any] | None = None,
-    announce: Callable[[int, Cell, str], None] | None = None,
+    announce: Callable[[int, int, Cell, str], None] | None = None,
 ) -> list[str]:
     """Train each cell that needs it; returns :func:`plan`'s status per cell.
 
-    ``announce(i, cell, status)`` is called before any work on cell ``i`` (from 1).
+    ``announce(i, n, cell, status)`` is called before any work on cell ``i`` of ``n``
+    (from 1).
 
     Raises:
         ConfigError: a cell's directory holds a run of another config (before any training).
@@ -227,16 +226,16 @@ def run_sweep(
     statuses = plan(cells)
     for i, (cell, status) in enumerate(zip(cells, statuses, strict=True), 1):
         if announce:
-            announce(i, cell, status)
+            announce(i, len(cells), cell, status)
         if status not in ("trained", "resumed"):
             continue
         reporter = make_reporter(cell) if make_reporter else None
         try:
             if status == "resumed":
                 machine = flatten(cell.config.to_dict())
-                cfg, ckpt, run_dir = prepare_resume(cell.run_dir, {k: machine[k] for k in MACHINE})
-                _check_same(RunDir(run_dir), cfg.to_dict(), cell)
-                Trainer(cfg, run_dir, ckpt=ckpt, reporter=reporter).fit()
+                resume = prepare_resume(cell.run_dir, {k: machine[k] for k in MACHINE_KEYS})
+                _check_same(RunDir(resume.run_dir), resume.config.to_dict(), cell)
+                Trainer(resume.config, resume.run_dir, resume.checkpoint, reporter).fit()
             else:
                 Trainer(cell.config, cell.run_dir, reporter=reporter).fit()
         except Interrupted:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from odetx.io import write_text
 
 
 @dataclass
@@ -63,22 +66,21 @@ class ResultTable:
 
     def write_csv(self, path: str | Path) -> None:
         """One row per table row; lists (a setting's run directories) are joined with ``;``."""
-        with Path(path).open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=self.keys())
-            writer.writeheader()
-            for record in self.to_records():
-                writer.writerow(
-                    {
-                        k: ";".join(map(str, v))
-                        if isinstance(v, list)
-                        else ("" if v is None else v)
-                        for k, v in record.items()
-                    }
-                )
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=self.keys())
+        writer.writeheader()
+        for record in self.to_records():
+            writer.writerow(
+                {
+                    k: ";".join(map(str, v)) if isinstance(v, list) else ("" if v is None else v)
+                    for k, v in record.items()
+                }
+            )
+        write_text(path, text.getvalue())
 
     def write_json(self, path: str | Path) -> None:
         record = {"title": self.title, "rows": self.to_records(), "notes": self.notes}
-        Path(path).write_text(json.dumps(record, indent=2, allow_nan=False) + "\n")
+        write_text(path, json.dumps(record, indent=2, allow_nan=False) + "\n")
 
 
 def _plain(value: Any) -> Any:

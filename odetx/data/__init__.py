@@ -3,7 +3,7 @@
 import functools
 
 from odetx.data import digits, images, listops, parity
-from odetx.data.base import DataInfo, DatasetEntry, Splits
+from odetx.data.base import SPLITS, DataInfo, DatasetEntry, Splits, check_split
 from odetx.registry import Registry
 
 DATASETS: Registry[DatasetEntry] = Registry("dataset")
@@ -52,4 +52,12 @@ register_dataset(
     )
 )
 
-__all__ = ["DATASETS", "DataInfo", "DatasetEntry", "Splits", "register_dataset"]
+__all__ = [
+    "DATASETS",
+    "SPLITS",
+    "DataInfo",
+    "DatasetEntry",
+    "Splits",
+    "check_split",
+    "register_dataset",
+]

@@ -7,6 +7,17 @@ from dataclasses import dataclass
 
 from torch.utils.data import Dataset
 
+from odetx.errors import ConfigError
+
+SPLITS = ("train", "val", "test")
+
+
+def check_split(name: str, key: str = "--split") -> str:
+    """``name`` if it is a split, else a :class:`ConfigError` on setting ``key``."""
+    if name not in SPLITS:
+        raise ConfigError(key, f"unknown split {name!r}; choose one of: {', '.join(SPLITS)}")
+    return name
+
 
 @dataclass(frozen=True)
 class DataInfo:
@@ -27,8 +38,8 @@ class Splits:
     test: Dataset
 
     def __getitem__(self, name: str) -> Dataset:
-        if name not in ("train", "val", "test"):
-            raise KeyError(f"unknown split {name!r}; choose train, val or test")
+        if name not in SPLITS:
+            raise KeyError(f"unknown split {name!r}; choose one of: {', '.join(SPLITS)}")
         return getattr(self, name)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-from odetx.data.base import DataInfo, Splits
+from odetx.data.base import SPLITS, DataInfo, Splits
 
 _N, _PIXELS = 1797, 64
 SPLIT_SEED = 0  # fixed so every run and every paper table sees the same split
@@ -51,4 +51,4 @@ def load(cfg=None) -> Splits:
     x = (x - mean) / std
     # No augmentation: each 8x8 pixel is a 4x4 block of the original scan, and even a
     # one-pixel shift measurably hurts accuracy here.
-    return Splits(*(TensorDataset(x[idx[s]], y[idx[s]]) for s in ("train", "val", "test")))
+    return Splits(*(TensorDataset(x[idx[s]], y[idx[s]]) for s in SPLITS))

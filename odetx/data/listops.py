@@ -23,7 +23,7 @@ import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from odetx.data.base import DataInfo, Splits
+from odetx.data.base import SPLITS, DataInfo, Splits
 from odetx.data.sequences import PaddedTokens, check_generator_options, padded_len
 from odetx.errors import ConfigError, DataError
 
@@ -233,4 +233,4 @@ def load(cfg) -> Splits:
                 "odetx data listops --out DIR"
             )
         parts = {split: read_tsv(folder / name) for split, name in SPLIT_FILES.items()}
-    return Splits(*(PaddedTokens(*parts[s], max_len) for s in ("train", "val", "test")))
+    return Splits(*(PaddedTokens(*parts[s], max_len) for s in SPLITS))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 
-from odetx.data.base import DataInfo, Splits
+from odetx.data.base import SPLITS, DataInfo, Splits
 from odetx.data.sequences import PAD_ID, PaddedTokens, check_generator_options, padded_len
 from odetx.errors import DataError
 
@@ -53,4 +53,4 @@ def generate(cfg) -> dict[str, tuple[list[list[int]], list[int]]]:
 
 def load(cfg) -> Splits:
     parts = generate(cfg)
-    return Splits(*(PaddedTokens(*parts[s], padded_len(cfg)) for s in ("train", "val", "test")))
+    return Splits(*(PaddedTokens(*parts[s], padded_len(cfg)) for s in SPLITS))

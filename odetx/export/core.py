@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,14 +17,15 @@ from typing import Any
 import torch
 
 import odetx
+from odetx.artefacts import resolve_checkpoint_path
 from odetx.config import SolverConfig
 from odetx.errors import ConfigError, OdetxError
+from odetx.evaluation import LoadedModel, load_model
+from odetx.export.check import Latency, Parity, check_parity, measure_latency
 from odetx.export.formats import FORMATS, ExportFormat, format_for
 from odetx.export.inputs import EXAMPLE_BATCH, input_spec
-from odetx.export.parity import Latency, Parity, check_parity, measure_latency
-from odetx.inference import LoadedModel, load_model
+from odetx.io import atomic_write
 from odetx.solvers import SOLVERS
-from odetx.training.checkpoint import file_mode, resolve_checkpoint_path
 
 DEFAULT_FORMAT = "torchscript"
 PARITY_BATCHES = (1, 3, 17)
@@ -45,7 +44,7 @@ class ExportReport:
     path: Path
     format: ExportFormat
     checkpoint: Path
-    scheme: str
+    arch: str
     solver: SolverConfig
     trained_solver: SolverConfig
     signature: list[str]
@@ -67,7 +66,7 @@ class ExportReport:
             "path": str(self.path),
             "format": self.format.name,
             "checkpoint": str(self.checkpoint),
-            "scheme": self.scheme,
+            "arch": self.arch,
             "solver": dataclasses.asdict(self.solver),
             "trained_solver": dataclasses.asdict(self.trained_solver),
             "solver_overridden": self.overridden,
@@ -207,32 +206,21 @@ def export_checkpoint(
     gen = torch.Generator().manual_seed(1)  # fresh inputs, unlike the traced example
     batches = {b: spec.sample(b, gen, short=i % 2 == 1) for i, b in enumerate(batch_sizes)}
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    except OSError as e:
-        raise ExportError(f"cannot write to {out.parent}: {e.strerror or e}") from None
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as f:
+        with atomic_write(out) as (f, tmp):
             format_.save(artefact, f, metadata(loaded, format_, signature))
             f.flush()
-            os.fsync(f.fileno())
-        exported = format_.load(tmp)
-        parity = check_parity(model, exported, batches, tolerance)
-        if not parity.ok:
-            raise ExportError(
-                f"parity check failed: max |eager - exported| = {parity.worst:.3g} "
-                f"(batch {parity.worst_batch}; limit {tolerance:g}); nothing was written to {out}"
-            )
-        latency = measure_latency(model, exported, batches[max(batches)])
-        size = tmp.stat().st_size
-        os.chmod(tmp, file_mode())  # mkstemp makes it private; artefacts get shared
-        os.replace(tmp, out)
+            exported = format_.load(tmp)
+            parity = check_parity(model, exported, batches, tolerance)
+            if not parity.ok:
+                raise ExportError(
+                    f"parity check failed: max |eager - exported| = {parity.worst:.3g} "
+                    f"(batch {parity.worst_batch}; limit {tolerance:g}); nothing was written "
+                    f"to {out}"
+                )
+            latency = measure_latency(model, exported, batches[max(batches)])
+            size = tmp.stat().st_size
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise ExportError(f"cannot write {out}: {e.strerror or e}") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return ExportReport(
         out,
         format_,

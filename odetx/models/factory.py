@@ -1,4 +1,4 @@
-"""Resolve a model config against its preset and build the network."""
+"""Resolve a model config against its preset, and build the network a resolved one describes."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from torch import nn
 from odetx.config import ModelConfig, SolverConfig
 from odetx.data.base import DataInfo
 from odetx.errors import ConfigError
+from odetx.models.archs import ARCHS
 from odetx.models.encoder import POOLS, Encoder
 from odetx.models.presets import PRESETS
-from odetx.models.schemes import SCHEMES
 from odetx.models.vit import ViT
 from odetx.registry import Registry
 
@@ -27,17 +27,13 @@ _FROM_PRESET = ("depth", "dim", "heads", "mlp_ratio", "patch_size", "dropout")
 
 def resolve_model(cfg: ModelConfig) -> ModelConfig:
     """Fill ``None`` fields from the preset and check the combination is possible."""
-    if cfg.preset not in PRESETS:
-        raise ConfigError(
-            "model.preset", f"unknown preset {cfg.preset!r}; choose one of: {', '.join(PRESETS)}"
-        )
-    preset = PRESETS[cfg.preset]
+    preset = PRESETS.lookup(cfg.preset, "model.preset")
     filled = {k: getattr(preset, k) for k in _FROM_PRESET if getattr(cfg, k) is None}
     cfg = dataclasses.replace(cfg, **filled)
     if cfg.groups is None:
         cfg = dataclasses.replace(cfg, groups=cfg.depth)
     # Only patch-based backbones have a patch size; the encoder's preset leaves it 0.
-    patched = ("patch_size",) if PRESETS[cfg.preset].backbone == "vit" else ()
+    patched = ("patch_size",) if preset.backbone == "vit" else ()
     for key in ("depth", "groups", "dim", "heads", *patched):
         if getattr(cfg, key) <= 0:
             raise ConfigError(
@@ -49,18 +45,10 @@ def resolve_model(cfg: ModelConfig) -> ModelConfig:
         raise ConfigError("model.groups", f"{cfg.groups} does not divide model.depth {cfg.depth}")
     if cfg.dim % cfg.heads:
         raise ConfigError("model.heads", f"{cfg.heads} does not divide model.dim {cfg.dim}")
-    if cfg.pool not in POOLS:
-        raise ConfigError(
-            "model.pool", f"unknown pooling {cfg.pool!r}; choose one of: {', '.join(POOLS)}"
-        )
-    if cfg.arch not in SCHEMES:
-        raise ConfigError(
-            "model.arch", f"unknown scheme {cfg.arch!r}; choose one of: {', '.join(SCHEMES)}"
-        )
+    POOLS.lookup(cfg.pool, "model.pool")
+    ARCHS.lookup(cfg.arch, "model.arch")
     if cfg.shared_norm and cfg.arch != "parallel":
-        raise ConfigError(
-            "model.shared_norm", f"applies to the parallel scheme only, not {cfg.arch!r}"
-        )
+        raise ConfigError("model.shared_norm", f"applies to arch parallel only, not {cfg.arch!r}")
     if cfg.fused and not cfg.shared_norm:
         # Only one norm gives A and M the same input, which is what fusion shares.
         raise ConfigError("model.fused", "needs model.shared_norm=true (and arch parallel)")
@@ -71,8 +59,7 @@ def resolve_model(cfg: ModelConfig) -> ModelConfig:
 
 
 def check_fits(cfg: ModelConfig, info: DataInfo) -> None:
-    """Data-dependent checks (e.g. patches must tile the image)."""
-    cfg = resolve_model(cfg)
+    """Data-dependent checks of a resolved config (e.g. patches must tile the image)."""
     backbone = PRESETS[cfg.preset].backbone
     if info.kind != DATA_KIND[backbone]:
         raise ConfigError(
@@ -89,9 +76,10 @@ def check_fits(cfg: ModelConfig, info: DataInfo) -> None:
 
 
 def build_model(model: ModelConfig, solver: SolverConfig, info: DataInfo) -> nn.Module:
-    """Build the network ``model`` describes, integrated by ``solver``, shaped for ``info``."""
+    """The network a resolved ``model`` describes, integrated by ``solver``, shaped for ``info``."""
+    if model.depth is None or model.groups is None:
+        raise ValueError("build_model takes a resolved ModelConfig (see resolve_model)")
     check_fits(model, info)
-    model = resolve_model(model)
     return BACKBONES[PRESETS[model.preset].backbone](model, solver, info)
 
 

@@ -3,6 +3,8 @@
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from odetx.solvers.field import Field
+
 
 class Attention(nn.Module):
     """Multi-head self-attention through ``scaled_dot_product_attention``.
@@ -46,8 +48,8 @@ class MLP(nn.Module):
         return self.drop(self.fc2(self.drop(F.gelu(self.fc1(x)))))
 
 
-class LayerField(nn.Module):
-    """One group's weights, evaluated as A, M or A + M (``which`` = 0, 1, 2).
+class LayerField(Field):
+    """One group's weights, evaluated as A, M or A + M (``which``: ``ATTN``, ``MLP``, ``BOTH``).
 
     The fields are autonomous (a group's weights do not change within its span),
     so ``t`` is accepted for the solver interface and ignored.
@@ -79,14 +81,14 @@ class LayerField(nn.Module):
         self.mlp = MLP(dim, int(dim * mlp_ratio), dropout)
 
     def forward(self, which: int, t: float, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        if which == 0:
+        if which == self.ATTN:
             return self.attn(self.norm_a(x), mask)
         if self.shared_norm:
             h = self.norm_a(x)
-            if which == 1:
+            if which == self.MLP:
                 return self.mlp(h)
             return self.attn(h, mask) + self.mlp(h)
-        if which == 1:
+        if which == self.MLP:
             return self.mlp(self.norm_m(x))
         return self.attn(self.norm_a(x), mask) + self.mlp(self.norm_m(x))
 

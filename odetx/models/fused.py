@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from odetx.models.fields import LayerField, attend
 from odetx.solvers import FixedStepIntegrator
+from odetx.solvers.field import Field
 
 _QKV = "attn.qkv.weight"
 _IN = "in_proj.weight"
@@ -115,7 +116,7 @@ class _InProj(torch.autograd.Function):
         return dh.to(h_dtype), dw.to(w_dtype), db.to(b_dtype), None
 
 
-class FusedParallelField(nn.Module):
+class FusedParallelField(Field):
     """A shared-norm :class:`LayerField` (with Q, K, V biases) whose projections are
     stored fused; its state dict is :func:`fuse_state_dict` of the unfused one's.
 
@@ -145,10 +146,10 @@ class FusedParallelField(nn.Module):
         h = self.norm_a(x)
         d3 = 3 * self.dim
         w_in, b_in, w_out = self.in_proj.weight, self.in_proj.bias, self.out_proj.weight
-        if which == 0:
+        if which == self.ATTN:
             y = attend(F.linear(h, w_in[:d3], b_in[:d3]), self.heads, mask, 0.0)
             return F.linear(y, w_out[:, : self.dim], self.attn_out_bias)
-        if which == 1:
+        if which == self.MLP:
             y = F.gelu(F.linear(h, w_in[d3:], b_in[d3:]))
             return F.linear(y, w_out[:, self.dim :], self.mlp_out_bias)
         one = self.in_gemm == "one" or (self.in_gemm == "auto" and h.device.type != "cpu")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from odetx.config import ModelConfig, SolverConfig
+from odetx.models.archs import ARCHS
 from odetx.models.fields import LayerField
 from odetx.models.fused import FusedParallelField
-from odetx.models.schemes import SCHEMES
 from odetx.solvers import build_integrator
 
 
@@ -16,13 +16,13 @@ class ODEStack(nn.Module):
     :class:`FusedParallelField`) and integrates it
     over ``[g·D/G, (g+1)·D/G]``, so the whole stack spans the depth ``D``.
 
-    With ``G = D``, one Euler step and ``sequential`` this is exactly the usual
+    With ``G = D``, one Euler step and arch ``sequential`` this is exactly the usual
     stack of pre-LN transformer layers.
     """
 
     def __init__(self, model: ModelConfig, solver: SolverConfig) -> None:
         super().__init__()
-        substeps = list(SCHEMES[model.arch].substeps)
+        substeps = list(ARCHS[model.arch].substeps)
         span = model.depth / model.groups
         self.blocks = nn.ModuleList(
             build_integrator(

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from odetx.config import SolverConfig
 from odetx.errors import ConfigError
 from odetx.registry import Registry
-from odetx.solvers.adaptive import ADAPTIVE_METHODS, AdaptiveIntegrator
+from odetx.solvers.adaptive import ADAPTIVE, ADAPTIVE_DEFAULTS, AdaptiveIntegrator
 from odetx.solvers.fixed import FixedStepIntegrator
 from odetx.solvers.tableau import TABLEAUS, ButcherTableau
 
@@ -21,38 +22,35 @@ class SolverInfo:
     adaptive: bool
     stages: int | None
     source: str
+    reference: str
 
 
 SOLVERS: Registry[SolverInfo] = Registry("solver")
 for _name, _t in TABLEAUS.items():
-    SOLVERS.register(_name, SolverInfo(_name, _t.order, False, _t.stages, "odetx"))
-for _name, _order in zip(ADAPTIVE_METHODS, (5, 3, 2, 8), strict=True):
-    SOLVERS.register(_name, SolverInfo(_name, _order, True, None, "torchdiffeq"))
+    SOLVERS.register(_name, SolverInfo(_name, _t.order, False, _t.stages, "odetx", _t.reference))
+for _name, _m in ADAPTIVE.items():
+    SOLVERS.register(_name, SolverInfo(_name, _m.order, True, None, "torchdiffeq", _m.reference))
 
-ADAPTIVE_DEFAULTS = {"rtol": 1e-3, "atol": 1e-4, "max_num_steps": 1000}
+ADAPTIVE_NAMES = ", ".join(ADAPTIVE.names())
 
 
-def validate_solver(cfg) -> None:
+def validate_solver(cfg: SolverConfig) -> None:
     """Refuse solver options that do not apply or make no sense (torchdiffeq only warns)."""
-    if cfg.method not in SOLVERS:
-        raise ConfigError(
-            "solver.method", f"unknown solver {cfg.method!r}; choose one of: {', '.join(SOLVERS)}"
-        )
+    info = SOLVERS.lookup(cfg.method, "solver.method")
     if cfg.steps <= 0:
         raise ConfigError("solver.steps", f"must be a positive integer, got {cfg.steps}")
-    info = SOLVERS[cfg.method]
     if not info.adaptive:
         for key in ("rtol", "atol", "max_num_steps"):
             if getattr(cfg, key) is not None:
                 raise ConfigError(
                     f"solver.{key}",
-                    f"applies to adaptive solvers ({', '.join(ADAPTIVE_METHODS)}); "
+                    f"applies to adaptive solvers ({ADAPTIVE_NAMES}); "
                     f"{cfg.method} is fixed-step (set solver.steps instead)",
                 )
         if cfg.adjoint:
             raise ConfigError(
                 "solver.adjoint",
-                f"the adjoint method needs an adaptive solver ({', '.join(ADAPTIVE_METHODS)}); "
+                f"the adjoint method needs an adaptive solver ({ADAPTIVE_NAMES}); "
                 f"{cfg.method} backpropagates through its steps directly",
             )
         return
@@ -64,7 +62,7 @@ def validate_solver(cfg) -> None:
         raise ConfigError("solver.max_num_steps", f"must be positive, got {cfg.max_num_steps}")
 
 
-def resolve_solver(cfg):
+def resolve_solver(cfg: SolverConfig) -> SolverConfig:
     """``cfg`` with the adaptive defaults filled in (fixed-step configs are returned as is)."""
     if not SOLVERS[cfg.method].adaptive:
         return cfg
@@ -74,21 +72,25 @@ def resolve_solver(cfg):
 
 
 def build_integrator(
-    field: nn.Module, cfg, substeps: list[tuple[int, float]], t0: float, t1: float
+    field: nn.Module, cfg: SolverConfig, substeps: list[tuple[int, float]], t0: float, t1: float
 ) -> nn.Module:
-    """The integrator ``cfg`` (a SolverConfig) names, over ``field`` on ``[t0, t1]``."""
+    """The integrator a resolved ``cfg`` names, over ``field`` on ``[t0, t1]``."""
     info = SOLVERS[cfg.method]
     if not info.adaptive:
         return FixedStepIntegrator(field, TABLEAUS[cfg.method], substeps, cfg.steps, t0, t1)
-    cfg = resolve_solver(cfg)
     opts = {k: getattr(cfg, k) for k in ADAPTIVE_DEFAULTS}
+    if None in opts.values():
+        raise ValueError(
+            f"unresolved solver options {opts}: pass the config through resolve_solver"
+        )
     return AdaptiveIntegrator(
         field, cfg.method, substeps, cfg.steps, t0, t1, adjoint=cfg.adjoint, **opts
     )
 
 
 __all__ = [
-    "ADAPTIVE_METHODS",
+    "ADAPTIVE",
+    "ADAPTIVE_NAMES",
     "AdaptiveIntegrator",
     "ButcherTableau",
     "FixedStepIntegrator",

@@ -7,14 +7,43 @@ before it gets here, and turns torchdiffeq's step-budget assertion into a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
 from torchdiffeq import odeint, odeint_adjoint
 
 from odetx.errors import SolverError
+from odetx.registry import Registry
 from odetx.solvers.field import FIELD_WEIGHT
 
-ADAPTIVE_METHODS = ("dopri5", "bosh3", "adaptive_heun", "dopri8")
+
+@dataclass(frozen=True)
+class AdaptiveMethod:
+    """A torchdiffeq embedded Runge–Kutta pair, registered like a tableau.
+
+    Args:
+        name: torchdiffeq's method name.
+        order: order of the solution it propagates.
+        reference: where the pair comes from.
+    """
+
+    name: str
+    order: int
+    reference: str
+
+
+ADAPTIVE: Registry[AdaptiveMethod] = Registry("adaptive solver")
+for _m in (
+    AdaptiveMethod("dopri5", 5, "Dormand–Prince 5(4) (1980)"),
+    AdaptiveMethod("bosh3", 3, "Bogacki–Shampine 3(2) (1989)"),
+    AdaptiveMethod("adaptive_heun", 2, "Heun–Euler 2(1)"),
+    AdaptiveMethod("dopri8", 8, "Dormand–Prince 8(7) (Prince & Dormand 1981)"),
+):
+    ADAPTIVE.register(_m.name, _m)
+
+# Options every adaptive solve takes, with the values used when the config leaves them unset.
+ADAPTIVE_DEFAULTS = {"rtol": 1e-3, "atol": 1e-4, "max_num_steps": 1000}
 
 
 class _SubField(nn.Module):

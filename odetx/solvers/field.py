@@ -7,6 +7,8 @@ A field is an ``nn.Module`` called as ``field(which, t, x, mask)`` where
 
 from __future__ import annotations
 
+from torch import nn
+
 ATTN = 0
 MLP = 1
 BOTH = 2
@@ -15,3 +17,13 @@ BOTH = 2
 # and M separately at about half the cost each, so each counts one half; then
 # a parallel layer's NFE equals torchdiffeq's count and schemes compare at cost.
 FIELD_WEIGHT = {ATTN: 0.5, MLP: 0.5, BOTH: 1.0}
+
+
+class Field(nn.Module):
+    """Base of every vector field: the sub-field codes as attributes, because
+    TorchScript reads a module's constants but not module globals."""
+
+    __constants__ = ["ATTN", "MLP", "BOTH"]
+    ATTN = ATTN
+    MLP = MLP
+    BOTH = BOTH

@@ -1,19 +1,6 @@
-"""Training loop, evaluation, checkpoints and the run directory."""
+"""Training: the loop, its state, and what a new or resumed run starts from."""
 
-from odetx.training.checkpoint import load_checkpoint, resolve_checkpoint_path, save_checkpoint
-from odetx.training.evaluate import EvalResult, evaluate
-from odetx.training.loop import Trainer, prepare_resume, resolve_device, resolved
-from odetx.training.rundir import RunDir
+from odetx.training.loop import Trainer
+from odetx.training.start import RESUMABLE, RunPlan, prepare_resume, prepare_run
 
-__all__ = [
-    "EvalResult",
-    "RunDir",
-    "Trainer",
-    "evaluate",
-    "load_checkpoint",
-    "prepare_resume",
-    "resolve_checkpoint_path",
-    "resolve_device",
-    "resolved",
-    "save_checkpoint",
-]
+__all__ = ["RESUMABLE", "RunPlan", "Trainer", "prepare_resume", "prepare_run"]

@@ -6,9 +6,7 @@ objects is refused rather than executed.
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -16,37 +14,17 @@ from typing import Any
 import torch
 
 from odetx.errors import CheckpointError
+from odetx.io import atomic_write
 
 FORMAT = "odetx-checkpoint"
 VERSION = 1
 REQUIRED = ("format", "version", "config", "data_info", "model")
 
 
-def file_mode() -> int:
-    """The mode a plainly created file gets (0o666 less the umask); ``mkstemp`` makes
-    its files private, so atomically written files are set to this before the rename."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` to ``path`` via a temporary file and an atomic rename.
-
-    A crash mid-save leaves the previous file at ``path`` intact.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"format": FORMAT, "version": VERSION, **payload}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``payload`` to ``path`` atomically: a crash mid-save keeps the previous file."""
+    with atomic_write(path) as (f, _):
+        torch.save({"format": FORMAT, "version": VERSION, **payload}, f)
 
 
 def resolve_checkpoint_path(path: str | Path, name: str = "best.pt") -> Path:

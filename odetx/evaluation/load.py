@@ -7,15 +7,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
+from odetx.artefacts.checkpoint import load_checkpoint, resolve_checkpoint_path
 from odetx.config import Config, SolverConfig, from_dict
 from odetx.data.base import DataInfo
 from odetx.errors import CheckpointError, ConfigError
 from odetx.models import build_model
+from odetx.resolve import resolve
+from odetx.runtime.device import resolve_device
 from odetx.solvers import resolve_solver, validate_solver
-from odetx.training.checkpoint import load_checkpoint, resolve_checkpoint_path
-from odetx.training.loop import resolve_device
 
 
 @dataclass
@@ -32,10 +34,14 @@ class LoadedModel:
     def overridden(self) -> bool:
         return self.solver != self.trained_solver
 
-    def rebuild(self, solver: SolverConfig, arch: str | None = None) -> nn.Module:
-        """The trained weights in a new model integrated by ``solver`` (and scheme ``arch``).
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
 
-        Every scheme and solver shares one parameter layout, so the weights fit any of them.
+    def rebuild(self, solver: SolverConfig, arch: str | None = None) -> nn.Module:
+        """The trained weights in a new model integrated by a resolved ``solver`` (and ``arch``).
+
+        Every arch and solver shares one parameter layout, so the weights fit any of them.
         """
         model_cfg = self.config.model
         if arch is not None:
@@ -48,8 +54,7 @@ class LoadedModel:
             raise CheckpointError(
                 f"{self.path}: weights do not fit the model it describes ({first})"
             ) from None
-        device = next(self.model.parameters()).device if self.model is not None else "cpu"
-        return model.to(device).eval()
+        return model.to(self.device if self.model is not None else "cpu").eval()
 
 
 def override_solver(trained: SolverConfig, overrides: dict[str, Any]) -> SolverConfig:
@@ -70,13 +75,11 @@ def load_model(
     path = resolve_checkpoint_path(checkpoint, "best.pt")
     ckpt = load_checkpoint(path)
     try:
-        config = from_dict(Config, ckpt["config"])
+        config = resolve(from_dict(Config, ckpt["config"]))
         info = from_dict(DataInfo, ckpt["data_info"])
     except ConfigError as e:
         raise CheckpointError(f"{path} carries an invalid config ({e})") from None
     solver = override_solver(config.solver, solver_overrides or {})
-    loaded = LoadedModel(
-        None, config, info, resolve_solver(config.solver), solver, path, ckpt["model"]
-    )
+    loaded = LoadedModel(None, config, info, config.solver, solver, path, ckpt["model"])
     loaded.model = loaded.rebuild(solver).to(resolve_device(device, "--device"))
     return loaded

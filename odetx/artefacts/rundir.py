@@ -1,14 +1,19 @@
-"""The run directory contract: config.yaml, metrics.csv, last.pt, best.pt, summary.json."""
+"""The run directory contract: config.yaml, metrics.csv, last.pt, best.pt, summary.json;
+and a run's identity, the fields its header, its summary and its default name share."""
 
 from __future__ import annotations
 
 import csv
+import io
 import json
-import os
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from odetx.config import Config
+from odetx.io import write_text
 
 METRIC_FIELDS = (
     "epoch",
@@ -22,12 +27,26 @@ METRIC_FIELDS = (
     "seconds",
     "samples_per_s",
 )
+DEFAULT_ROOT = Path("runs")
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def run_identity(cfg: Config) -> dict[str, Any]:
+    """What a resolved config trains, in the words of the run header and ``summary.json``."""
+    return {
+        "dataset": cfg.data.name,
+        "preset": cfg.model.preset,
+        "arch": cfg.model.arch,
+        "solver": cfg.solver.method,
+        "steps": cfg.solver.steps,
+        "depth": cfg.model.depth,
+        "groups": cfg.model.groups,
+    }
+
+
+def default_run_dir(cfg: Config, now: datetime | None = None) -> Path:
+    """``runs/<dataset>-<arch>-<solver>-<time>``: where a run goes without ``train.out``."""
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    return DEFAULT_ROOT / f"{cfg.data.name}-{cfg.model.arch}-{cfg.solver.method}-{stamp}"
 
 
 class RunDir:
@@ -48,7 +67,7 @@ class RunDir:
         return self.summary.is_file()
 
     def write_config(self, tree: dict[str, Any]) -> None:
-        _atomic_write_text(self.config, yaml.safe_dump(tree, sort_keys=False))
+        write_text(self.config, yaml.safe_dump(tree, sort_keys=False))
 
     def read_metrics(self) -> list[dict[str, str]]:
         if not self.metrics.is_file():
@@ -65,16 +84,15 @@ class RunDir:
         self._write_rows([*self.read_metrics(), row])
 
     def _write_rows(self, rows: list[dict[str, Any]]) -> None:
-        tmp = self.metrics.with_name(".metrics.csv.tmp")
-        with tmp.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=METRIC_FIELDS)
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({k: _fmt(row.get(k, "")) for k in METRIC_FIELDS})
-        os.replace(tmp, self.metrics)
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=METRIC_FIELDS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _fmt(row.get(k, "")) for k in METRIC_FIELDS})
+        write_text(self.metrics, text.getvalue())
 
     def write_summary(self, summary: dict[str, Any]) -> None:
-        _atomic_write_text(self.summary, json.dumps(summary, indent=2) + "\n")
+        write_text(self.summary, json.dumps(summary, indent=2) + "\n")
 
 
 def _fmt(value: Any) -> Any:

@@ -1,6 +1,7 @@
-"""Splitting schemes: how a layer step combines the attention and MLP fields.
+"""Archs (``--arch``, ``model.arch``): the splitting scheme of a layer step.
 
-A scheme is data — a sequence of ``(sub-field, fraction of the step)`` — so a
+An arch says how one layer step combines the attention field A and the MLP
+field M. It is data — a sequence of ``(sub-field, fraction of the step)`` — so a
 new splitting is one registry entry and every solver runs it unchanged.
 """
 
@@ -13,7 +14,7 @@ from odetx.solvers.field import ATTN, BOTH, MLP
 
 
 @dataclass(frozen=True)
-class Scheme:
+class Arch:
     """A splitting of dx/dt = A(x) + M(x) into sub-flows applied in order.
 
     Args:
@@ -29,26 +30,26 @@ class Scheme:
     description: str
 
 
-SCHEMES: Registry[Scheme] = Registry("scheme")
+ARCHS: Registry[Arch] = Registry("arch")
 
-for _s in (
-    Scheme(
+for _a in (
+    Arch(
         "sequential",
         ((ATTN, 1.0), (MLP, 1.0)),
         1,
         "Lie–Trotter: attention then MLP (the standard pre-LN layer)",
     ),
-    Scheme(
+    Arch(
         "parallel",
         ((BOTH, 1.0),),
         0,
         "unsplit A + M in one step (Zhong et al. 2022; GPT-J/PaLM style)",
     ),
-    Scheme(
+    Arch(
         "strang",
         ((MLP, 0.5), (ATTN, 1.0), (MLP, 0.5)),
         2,
         "Strang–Marchuk: half MLP, attention, half MLP (Macaron-like, one shared MLP)",
     ),
 ):
-    SCHEMES.register(_s.name, _s)
+    ARCHS.register(_a.name, _a)

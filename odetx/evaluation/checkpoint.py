@@ -1,0 +1,76 @@
+"""Evaluate a checkpoint on a split: the one path ``eval``, ``compare`` and ``predict`` share."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch.utils.data import DataLoader, Dataset
+
+from odetx.data import DATASETS, check_split
+from odetx.errors import ConfigError
+from odetx.evaluation.load import LoadedModel, load_model
+from odetx.evaluation.loop import EvalResult, evaluate
+from odetx.runtime.loaders import make_loader
+
+
+def load_split(loaded: LoadedModel, split: str, data_root: str | None = None) -> Dataset:
+    """The ``split`` of the dataset ``loaded`` was trained on (read from ``data_root`` if given)."""
+    check_split(split)
+    data = loaded.config.data
+    if data_root:
+        data = dataclasses.replace(data, root=data_root)
+    return DATASETS[data.name].load(data)[split]
+
+
+def eval_loader(loaded: LoadedModel, dataset: Dataset, batch_size: int | None = None) -> DataLoader:
+    """Batches of ``dataset`` in order; twice the training batch size unless given."""
+    if batch_size is not None and batch_size <= 0:
+        raise ConfigError("--batch-size", f"must be positive, got {batch_size}")
+    return make_loader(dataset, batch_size or 2 * loaded.config.train.batch_size, False)
+
+
+@dataclass(frozen=True)
+class CheckpointEval:
+    """One checkpoint's metrics on one split, and how it was integrated."""
+
+    loaded: LoadedModel
+    split: str
+    result: EvalResult
+
+    def to_dict(self) -> dict[str, Any]:
+        cfg = self.loaded.config
+        return {
+            "checkpoint": str(self.loaded.path),
+            "dataset": cfg.data.name,
+            "split": self.split,
+            "arch": cfg.model.arch,
+            "solver": dataclasses.asdict(self.loaded.solver),
+            "trained_solver": dataclasses.asdict(self.loaded.trained_solver),
+            "solver_overridden": self.loaded.overridden,
+            **self.result.to_dict(),
+        }
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    split: str = "test",
+    solver_overrides: dict[str, Any] | None = None,
+    data_root: str | None = None,
+    batch_size: int | None = None,
+    device: str = "cpu",
+) -> CheckpointEval:
+    """Loss, accuracy, NFE and throughput of ``checkpoint`` (a file or a run directory,
+    then its ``best.pt``) on ``split``, integrated by its solver or ``solver_overrides``.
+
+    Raises:
+        ConfigError: a bad split, batch size, device or solver override.
+        CheckpointError: a missing, corrupt or untrusted checkpoint.
+        DataError: the dataset's files are missing.
+    """
+    check_split(split)
+    loaded = load_model(checkpoint, solver_overrides, device)
+    loader = eval_loader(loaded, load_split(loaded, split, data_root), batch_size)
+    return CheckpointEval(loaded, split, evaluate(loaded.model, loader, loaded.device))

@@ -1,0 +1,57 @@
+"""What ``odetx train`` starts: a fresh run, or the continuation of a saved one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from odetx.artefacts import default_run_dir, load_checkpoint, resolve_checkpoint_path
+from odetx.config import MACHINE_KEYS, Config
+from odetx.errors import ConfigError
+from odetx.resolve import build_config
+
+# Fields that may change when a run is resumed; anything else would silently
+# train a different model than the checkpoint's.
+RESUMABLE = ("train.epochs", *MACHINE_KEYS)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """A resolved config, the checkpoint to continue from (if any) and the run directory."""
+
+    config: Config
+    run_dir: Path
+    checkpoint: dict[str, Any] | None = None
+
+
+def prepare_resume(resume: str | Path, overrides: dict[str, Any]) -> RunPlan:
+    """The plan for ``--resume`` (a run directory or a checkpoint) with ``overrides``."""
+    path = resolve_checkpoint_path(resume, "last.pt")
+    ckpt = load_checkpoint(path)
+    for key in overrides:
+        if key not in RESUMABLE:
+            raise ConfigError(key, f"cannot change on --resume (allowed: {', '.join(RESUMABLE)})")
+    out = overrides.get("train.out")
+    if out is not None and Path(out).resolve() != path.parent.resolve():
+        raise ConfigError(
+            "train.out",
+            f"a resumed run continues in its own folder, {path.parent}; drop --out "
+            "(to branch a run, copy its folder and resume the copy)",
+        )
+    # The folder the run now lives in, even if it was moved since it started.
+    overrides = {**overrides, "train.out": str(path.parent)}
+    cfg = build_config(overrides=overrides, base=ckpt["config"])
+    return RunPlan(cfg, path.parent, ckpt)
+
+
+def prepare_run(
+    file: str | Path | None, overrides: dict[str, Any], resume: str | Path | None = None
+) -> RunPlan:
+    """The plan for a new run from a YAML ``file`` and ``overrides``, or for ``resume``."""
+    if resume is not None:
+        if file is not None:
+            raise ConfigError("--config", "cannot be combined with --resume (the run has its own)")
+        return prepare_resume(resume, overrides)
+    cfg = build_config(file, overrides)
+    return RunPlan(cfg, Path(cfg.train.out) if cfg.train.out else default_run_dir(cfg))
