@@ -11,7 +11,7 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    """A named family of variants (schemes, solvers, datasets, presets).
+    """A named family of variants (archs, solvers, datasets, presets).
 
     A registry owns the wording of a failed lookup ("unknown <family> 'x'; choose
     one of: …"): ``registry[name]`` raises it as a ``KeyError``, and

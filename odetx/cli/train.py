@@ -101,7 +101,7 @@ def train(
         ),
     ] = None,
 ) -> None:
-    """Train a model. With no arguments: vit-micro, parallel scheme, Euler, embedded digits."""
+    """Train a model. With no arguments: vit-micro, arch parallel, Euler, embedded digits."""
     flags = {
         "model.arch": arch.value if arch else None,
         "model.preset": model.value if model else None,

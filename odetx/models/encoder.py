@@ -1,6 +1,6 @@
 """Transformer encoder for token sequences (Vaswani et al. 2017; pooling after BERT, 2019).
 
-The same :class:`~odetx.models.ode.ODEStack` as the ViT, so every scheme, solver
+The same :class:`~odetx.models.ode.ODEStack` as the ViT, so every arch, solver
 and weight-sharing choice applies unchanged; only the embedding and the pooling
 differ. Padding never reaches the answer: attention ignores padded keys, padded
 states start at zero whatever their token ids, and pooling reads real tokens only.
