@@ -8,7 +8,7 @@ Run from the repository root with the virtual environment active::
 1. Runs each study sweep (``odetx compare --sweep configs/sweeps/study-*.yaml``, with
    ``--csv``/``--json`` into docs/data/ and ``--plot`` into docs/), two processes at a
    time. Sweeps resume (complete cells are skipped); run directories go under ``runs/study/``.
-2. Integrates two trained digits models with other solvers, step counts and schemes
+2. Integrates two trained digits models with other solvers, step counts and archs
    (``odetx compare RUN/best.pt --solver … --steps …``, the inference-time view).
 3. Reads every finished cell (``odetx.compare.sweep.load_sweep``, ``runs.read_run``),
    pools each arm's seeds (``runs.pool_seeds``), pairs arms by seed (same seed = same data
@@ -40,18 +40,15 @@ sys.path.insert(0, str(ROOT))
 
 from odetx.compare.runs import paired, pool_seeds, read_run  # noqa: E402
 from odetx.compare.sweep import load_sweep  # noqa: E402
-
-try:
-    from odetx.resolve import build_config
-except ImportError:  # odetx before the resolve module kept it in odetx.config
-    from odetx.config import build_config
+from odetx.resolve import build_config  # noqa: E402
 
 STUDY = ("study-digits", "study-listops", "study-digits-dopri5")
 SWEEPS = {name: f"configs/sweeps/{name}.yaml" for name in STUDY}
 # Two concurrent processes (2 CPU cores); each lane runs its sweeps one after another.
 # ListOps is the longest sweep, so it gets a lane of its own.
 LANES = [["study-listops"], ["study-digits", "study-digits-dopri5"]]
-# The inference-time view: one trained model, integrated with other solvers/steps/schemes.
+# The inference-time view: one trained model, integrated with other solvers/steps/archs.
+# "schemes" (the sweep experiment, inference-schemes) stays: names of the study's data.
 G1_RUN = "runs/study/digits/groups/groups=1,steps=6,seed=0"
 SEQ_RUN = "runs/study/digits/schemes/arch=sequential,seed=0"
 INFERENCE = {
@@ -181,7 +178,7 @@ def claim1(cells, ds: str) -> tuple[str, dict]:
         acc, last = pct(r["acc"], r["acc_sd"]), pct(r["last"], r["last_sd"])
         rows.append([f"`{s}`", f"{r['params']:,}", f"{r['nfe']:g}", acc, last, f"{r['wall']:.0f}"])
         rows[-1].append(r["n"])
-    head = ["scheme", "params", "NFE", "test acc % (best-val epoch)", "test acc % (last epoch)"]
+    head = ["arch", "params", "NFE", "test acc % (best-val epoch)", "test acc % (last epoch)"]
     text = md_table([*head, "train s / run", "seeds"], rows)
     pairs, prows = {}, []
     for a, b in (("parallel", "sequential"), ("strang", "sequential"), ("parallel", "strang")):
@@ -190,7 +187,7 @@ def claim1(cells, ds: str) -> tuple[str, dict]:
             prows.append([f"{a} − {b}", *paired_cells(pairs[(a, b)])])
     text += (
         "\n\nPaired by seed (the two runs of a pair share the seed, hence the data split, "
-        "batch order and augmentation stream; only the scheme differs):\n\n"
+        "batch order and augmentation stream; only the arch differs):\n\n"
     )
     head = ["comparison", "per-seed difference (pp, seeds in order)", "mean ± sd (pp)"]
     head += ["seeds favouring first / second / tie", "sign-flip p"]
@@ -244,6 +241,11 @@ def claim3(cells) -> tuple[str, list]:
     return md_table(head, rows), points
 
 
+def row_arch(row: dict) -> str:
+    # compare rows say "arch"; docs/data/inference-*.json written before the rename say "scheme"
+    return row["arch"] if "arch" in row else row["scheme"]
+
+
 def inference_table(name: str) -> str:
     path = DATA / f"{name}.json"
     if not path.is_file():
@@ -258,10 +260,10 @@ def inference_table(name: str) -> str:
         label = f"**{r['solver']}**" if r.get("trained") else r["solver"]
         steps = r["steps"] if r["steps"] is not None else f"rtol {r['rtol']:g}"
         delta = pp(r["delta_acc"]) if r.get("delta_acc") is not None else "—"
-        rows.append([r["scheme"], label, steps, f("h", "{:g}"), f("nfe", "{:.3g}"), pct(r["acc"])])
+        rows.append([row_arch(r), label, steps, f("h", "{:g}"), f("nfe", "{:.3g}"), pct(r["acc"])])
         rows[-1] += [delta, f("error", "{:.2e}"), f("local_order", "{:.2f}")]
         rows[-1] += [f("order", "{:.2f}"), f("expected_order", "{}")]
-    head = ["scheme", "solver", "steps", "h", "NFE", "test acc %", "Δ acc (pp)", "logit error"]
+    head = ["arch", "solver", "steps", "h", "NFE", "test acc %", "Δ acc (pp)", "logit error"]
     text = md_table([*head, "local order", "fit order", "theory"], rows)
     # odetx's terminal table shows the trained-with row in italics; this page sets it in bold.
     notes = "\n".join(f"- {n.replace('italic row', 'bold row')}" for n in table["notes"])
@@ -295,7 +297,7 @@ def headline_plot(c1, c2, depths, c3_points, reference: dict | None, path: Path)
     ax.axhline(0, color="grey", lw=1)
     ax.set_xticks(ticks, labels, fontsize=8)
     ax.set_ylabel("test accuracy difference (percentage points)")
-    title = "claim 1: scheme vs sequential, paired by seed\n(dots: seeds; ◆: mean ± sd)"
+    title = "claim 1: arch vs sequential, paired by seed\n(dots: seeds; ◆: mean ± sd)"
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3, axis="y")
     # (2) parameters against accuracy change, gradual weight sharing.
@@ -409,7 +411,7 @@ def write_page(cells: list[tuple[str, str, dict]]) -> None:
         g1_run=G1_RUN,
         seq_run=SEQ_RUN,
         inference_g1=inference_table("inference-g1"),
-        inference_schemes=inference_table("inference-schemes"),
+        inference_archs=inference_table("inference-schemes"),
     )
     page.write_text(page_text)
     record = {
