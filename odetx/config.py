@@ -34,6 +34,7 @@ class ModelConfig:
     heads: int | None = None
     mlp_ratio: float | None = None
     patch_size: int | None = None
+    context: int | None = None  # gpt: learned positions, the longest window it reads
     pool: str = "cls"  # "cls" token or "mean" over tokens
     shared_norm: bool = False
     fused: bool = False  # A + M with fused projections (needs shared_norm, no dropout)
@@ -69,6 +70,9 @@ class DataConfig:
     seq_len_min: int = 16  # generated sequence length range (tokens; listops counts no parentheses)
     seq_len_max: int = 64
     max_len: int = 0  # padded length of token datasets; 0 means seq_len_max
+    context: int = 0  # text: tokens per window; 0 takes model.context
+    vocab: str = "byte"  # text: "byte" (256 ids, any file) or "char" (fitted to train text)
+    train_windows: int = 2000  # text: random windows drawn per training epoch
     max_depth: int = 4  # listops: deepest operator nesting (LRA: 10)
     max_args: int = 5  # listops: most arguments per operator (LRA: 10)
     train_size: int = 10_000  # generated examples per split

@@ -33,9 +33,11 @@ def resolve(cfg: Config) -> Config:
     DATASETS.lookup(cfg.data.name, "data.name")
     AMP_DTYPES.lookup(cfg.train.amp, "train.amp")
     validate_solver(cfg.solver)
-    return dataclasses.replace(
-        cfg, model=resolve_model(cfg.model), solver=resolve_solver(cfg.solver)
-    )
+    model = resolve_model(cfg.model)
+    data = cfg.data
+    if data.context == 0 and model.context:  # text windows as long as the model reads
+        data = dataclasses.replace(data, context=model.context)
+    return dataclasses.replace(cfg, model=model, data=data, solver=resolve_solver(cfg.solver))
 
 
 def build_config(

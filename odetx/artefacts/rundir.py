@@ -27,6 +27,8 @@ METRIC_FIELDS = (
     "seconds",
     "samples_per_s",
 )
+# Language models' rows add these after the others.
+LM_METRIC_FIELDS = ("val_bpb", "val_ppl")
 DEFAULT_ROOT = Path("runs")
 
 
@@ -84,11 +86,12 @@ class RunDir:
         self._write_rows([*self.read_metrics(), row])
 
     def _write_rows(self, rows: list[dict[str, Any]]) -> None:
+        fields = METRIC_FIELDS + tuple(k for k in LM_METRIC_FIELDS if any(k in r for r in rows))
         text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=METRIC_FIELDS)
+        writer = csv.DictWriter(text, fieldnames=fields)
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: _fmt(row.get(k, "")) for k in METRIC_FIELDS})
+            writer.writerow({k: _fmt(row.get(k, "")) for k in fields})
         write_text(self.metrics, text.getvalue())
 
     def write_summary(self, summary: dict[str, Any]) -> None:

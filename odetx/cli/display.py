@@ -95,10 +95,11 @@ class RichReporter:
 
     def epoch_end(self, row: dict[str, Any]) -> None:
         self.close()
+        bpb = f"bpb {row['val_bpb']:.3f}  " if "val_bpb" in row else ""
         self.console.print(
             f"epoch {row['epoch']}/{self.epochs}  "
             f"train loss {row['train_loss']:.4f} acc {row['train_acc']:.3f}  "
-            f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.3f}  "
+            f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.3f}  {bpb}"
             f"lr {row['lr']:.2e}  nfe {fmt(row['nfe_forward'])}/{fmt(row['nfe_backward'])}  "
             f"{row['samples_per_s']:.0f} samples/s  {row['seconds']:.1f}s",
             highlight=False,
@@ -106,17 +107,30 @@ class RichReporter:
         )
 
     def finish(self, summary: dict[str, Any]) -> None:
-        test = summary["test"]
+        test, last = summary["test"], summary["test_last"]
+        if "bpb" in test:  # a language model: bits per byte (or character) decide
+            unit = summary.get("unit", "byte")
+            scores = {
+                f"test bits per {unit} (best val epoch)": f"{test['bpb']:.4f}",
+                "test perplexity": f"{test['ppl']:.3f}",
+                "test loss (nats per token)": f"{test['loss']:.4f}",
+                f"test bits per {unit} (last epoch)": f"{last['bpb']:.4f}",
+                "best val loss": (
+                    f"{summary['best_val_loss']:.4f} (epoch {summary['best_epoch']})"
+                ),
+            }
+        else:
+            scores = {
+                "test acc (best val epoch)": f"{test['acc']:.4f}",
+                "test loss": f"{test['loss']:.4f}",
+                "test acc (last epoch)": f"{last['acc']:.4f}",
+                "best val acc": f"{summary['best_val_acc']:.4f} (epoch {summary['best_epoch']})",
+            }
         self.console.print(
             kv_table(
                 "results",
                 {
-                    "test acc (best val epoch)": f"{test['acc']:.4f}",
-                    "test loss": f"{test['loss']:.4f}",
-                    "test acc (last epoch)": f"{summary['test_last']['acc']:.4f}",
-                    "best val acc": (
-                        f"{summary['best_val_acc']:.4f} (epoch {summary['best_epoch']})"
-                    ),
+                    **scores,
                     "NFE per forward": summary["nfe_forward"],
                     "params": summary["params"],
                     "wall time": f"{summary['wall_time_s']:.1f}s",

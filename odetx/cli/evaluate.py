@@ -38,6 +38,25 @@ def eval_cmd(
         return
     loaded, result = run.loaded, run.result
     print_solver_override(loaded.solver, loaded.trained_solver)
+    if result.lm:
+        unit = loaded.info.unit
+        scores = {
+            f"bits per {unit}": f"{result.bpb:.4f}",
+            "perplexity": f"{result.ppl:.3f}",
+            "loss (nats per token)": f"{result.loss:.4f}",
+            "next-token accuracy": f"{result.acc:.4f}",
+            "NFE per forward": result.nfe,
+            "tokens/s": f"{result.samples_per_s:.0f}",
+            "tokens": result.samples,
+        }
+    else:
+        scores = {
+            "accuracy": f"{result.acc:.4f}",
+            "loss": f"{result.loss:.4f}",
+            "NFE per forward": result.nfe,
+            "samples/s": f"{result.samples_per_s:.0f}",
+            "samples": result.samples,
+        }
     console.print(
         kv_table(
             f"odetx eval — {loaded.config.data.name} {split}",
@@ -45,11 +64,7 @@ def eval_cmd(
                 "checkpoint": str(loaded.path),
                 "arch": loaded.config.model.arch,
                 "solver": solver_label(loaded.solver),
-                "accuracy": f"{result.acc:.4f}",
-                "loss": f"{result.loss:.4f}",
-                "NFE per forward": result.nfe,
-                "samples/s": f"{result.samples_per_s:.0f}",
-                "samples": result.samples,
+                **scores,
             },
         )
     )

@@ -2,7 +2,7 @@
 
 import functools
 
-from odetx.data import digits, images, listops, parity
+from odetx.data import digits, images, listops, parity, text
 from odetx.data.base import SPLITS, DataInfo, DatasetEntry, Splits, check_split
 from odetx.registry import Registry
 
@@ -49,6 +49,25 @@ register_dataset(
         parity.load,
         "parity of variable-length bit strings, 2 classes",
         "generated offline from data.seed",
+    )
+)
+
+register_dataset(
+    DatasetEntry(
+        "text",
+        text.files_info,
+        text.files_load,
+        "your UTF-8 text for language modelling (bytes or characters)",
+        "--data-dir with train.txt, val.txt, test.txt, or input.txt split 90/5/5",
+    )
+)
+register_dataset(
+    DatasetEntry(
+        "pydoc-topics",
+        text.pydoc_info,
+        text.pydoc_load,
+        "CPython's pydoc reference text (~465 kB of English) for language modelling",
+        "shipped with Python as pydoc_data.topics (PSF License); split 90/5/5",
     )
 )
 

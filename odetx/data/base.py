@@ -10,6 +10,8 @@ from torch.utils.data import Dataset
 from odetx.errors import ConfigError
 
 SPLITS = ("train", "val", "test")
+# A target with this id is not scored (torch's cross_entropy skips it by default).
+IGNORE_INDEX = -100
 
 
 def check_split(name: str, key: str = "--split") -> str:
@@ -23,12 +25,14 @@ def check_split(name: str, key: str = "--split") -> str:
 class DataInfo:
     """Shapes a model needs, known without loading the data."""
 
-    kind: str  # "image" or "tokens"
-    num_classes: int
+    kind: str  # "image", "tokens" (a sequence, one label) or "text" (next-token prediction)
+    num_classes: int  # classes, or the vocabulary size for text
     image_size: int = 0
     in_chans: int = 0
     vocab_size: int = 0
-    max_len: int = 0
+    max_len: int = 0  # tokens: padded length; text: the context (window) length
+    unit: str = ""  # text: what one token is, "byte" or "char"
+    chars: str = ""  # text with a character vocabulary: the characters in id order
 
 
 @dataclass(frozen=True)

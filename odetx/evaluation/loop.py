@@ -1,8 +1,15 @@
-"""Evaluation: loss, accuracy, NFE per forward and throughput on one split."""
+"""Evaluation: loss, accuracy, NFE per forward and throughput on one split.
+
+Classifiers score one label per example; language models score every next token
+(logits ``(B, T, vocab)``), and their loss is in nats per token, with bits per
+token (= bits per byte or per character, one token being one of either) and
+perplexity beside it.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -13,19 +20,47 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
+from odetx.data.base import IGNORE_INDEX
 from odetx.errors import SolverError
 
 
 @dataclass(frozen=True)
 class EvalResult:
-    loss: float
+    loss: float  # nats per example (classifiers) or per token (language models)
     acc: float
     nfe: float  # field evaluations per forward pass
-    samples_per_s: float
-    samples: int
+    samples_per_s: float  # examples, or tokens, per second
+    samples: int  # examples, or tokens scored
+    lm: bool = False
+
+    @property
+    def bpb(self) -> float:
+        """Bits per token: per byte for byte tokens, per character for a char vocabulary."""
+        return self.loss / math.log(2)
+
+    @property
+    def ppl(self) -> float:
+        return math.exp(min(self.loss, 700.0))  # exp overflows a float past ~709
 
     def to_dict(self) -> dict[str, float]:
-        return asdict(self)
+        out = asdict(self)
+        del out["lm"]
+        if self.lm:
+            out.update(bpb=self.bpb, ppl=self.ppl)
+        return out
+
+
+def flat_targets(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits ``(N, classes)`` and targets ``(N,)``: a language model's tokens each count
+    as one example."""
+    if logits.ndim == 3:
+        return logits.flatten(0, 1), y.flatten()
+    return logits, y
+
+
+def scored(y: torch.Tensor) -> int:
+    """Targets that count (``IGNORE_INDEX`` marks tokens scored elsewhere)."""
+    return int((y != IGNORE_INDEX).sum())
 
 
 def forward_batch(
@@ -61,18 +96,20 @@ def evaluate(
     stack = stack if stack is not None else model.stack
     model.eval()
     total_loss, correct, n, nfe, batches = 0.0, 0, 0, 0.0, 0
+    lm = False
     start = time.perf_counter()
     for batch in loader:
         stack.reset_nfe()
         with autocast():
             logits, y = forward_batch(model, batch, device)
-        logits = logits.float()
+        lm = logits.ndim == 3
+        logits, y = flat_targets(logits.float(), y)
         check_finite(logits, "evaluation")
         nfe += stack.nfe()
         batches += 1
         total_loss += F.cross_entropy(logits, y, reduction="sum").item()
         correct += (logits.argmax(-1) == y).sum().item()
-        n += y.numel()
+        n += scored(y)
     seconds = time.perf_counter() - start
     if reduce is not None:
         total_loss, correct, n, nfe, batches = reduce([total_loss, correct, n, nfe, batches])
@@ -82,4 +119,5 @@ def evaluate(
         nfe=nfe / max(batches, 1),
         samples_per_s=n / seconds if seconds > 0 else 0.0,
         samples=int(n),
+        lm=lm,
     )

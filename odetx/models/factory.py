@@ -11,6 +11,7 @@ from odetx.data.base import DataInfo
 from odetx.errors import ConfigError
 from odetx.models.archs import ARCHS
 from odetx.models.encoder import POOLS, Encoder
+from odetx.models.gpt import GPT
 from odetx.models.presets import PRESETS
 from odetx.models.vit import ViT
 from odetx.registry import Registry
@@ -18,11 +19,12 @@ from odetx.registry import Registry
 BACKBONES: Registry[type[nn.Module]] = Registry("backbone")
 BACKBONES.register("vit", ViT)
 BACKBONES.register("encoder", Encoder)
+BACKBONES.register("gpt", GPT)
 
 # The kind of data (DataInfo.kind) each backbone reads.
-DATA_KIND = {"vit": "image", "encoder": "tokens"}
+DATA_KIND = {"vit": "image", "encoder": "tokens", "gpt": "text"}
 
-_FROM_PRESET = ("depth", "dim", "heads", "mlp_ratio", "patch_size", "dropout")
+_FROM_PRESET = ("depth", "dim", "heads", "mlp_ratio", "patch_size", "dropout", "context")
 
 
 def resolve_model(cfg: ModelConfig) -> ModelConfig:
@@ -32,9 +34,9 @@ def resolve_model(cfg: ModelConfig) -> ModelConfig:
     cfg = dataclasses.replace(cfg, **filled)
     if cfg.groups is None:
         cfg = dataclasses.replace(cfg, groups=cfg.depth)
-    # Only patch-based backbones have a patch size; the encoder's preset leaves it 0.
-    patched = ("patch_size",) if preset.backbone == "vit" else ()
-    for key in ("depth", "groups", "dim", "heads", *patched):
+    # Only patch-based backbones have a patch size, only language models a context.
+    own = {"vit": ("patch_size",), "gpt": ("context",)}.get(preset.backbone, ())
+    for key in ("depth", "groups", "dim", "heads", *own):
         if getattr(cfg, key) <= 0:
             raise ConfigError(
                 f"model.{key}", f"must be a positive integer, got {getattr(cfg, key)}"
@@ -67,6 +69,12 @@ def check_fits(cfg: ModelConfig, info: DataInfo) -> None:
             f"{cfg.preset} is a model ({backbone}) for {DATA_KIND[backbone]} data; the data is "
             f"{info.kind} (choose one of: "
             f"{', '.join(n for n, p in PRESETS.items() if DATA_KIND[p.backbone] == info.kind)})",
+        )
+    if info.kind == "text" and info.max_len > cfg.context:
+        raise ConfigError(
+            "data.context",
+            f"{info.max_len} tokens is longer than the {cfg.context} positions of model "
+            f"{cfg.preset} (raise model.context or shorten data.context)",
         )
     if info.kind == "image" and info.image_size % cfg.patch_size:
         raise ConfigError(

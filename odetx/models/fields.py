@@ -9,22 +9,48 @@ from odetx.solvers.field import Field
 class Attention(nn.Module):
     """Multi-head self-attention through ``scaled_dot_product_attention``.
 
-    ``mask`` is a key-padding mask ``(B, N)``, True where a token is real.
+    ``mask`` is a key-padding mask ``(B, N)``, True where a token is real;
+    ``causal`` lets each token attend to itself and earlier tokens only.
     """
 
-    def __init__(self, dim: int, heads: int, qkv_bias: bool = True, dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        qkv_bias: bool = True,
+        dropout: float = 0.0,
+        causal: bool = False,
+    ) -> None:
         super().__init__()
         self.heads = heads
+        self.causal = causal
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.core = SelfAttend(heads, causal, dropout)
         self.proj = nn.Linear(dim, dim)
         self.dropout = dropout
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        return self.proj(self.core(self.qkv(x), mask))
+
+
+class SelfAttend(nn.Module):
+    """The parameter-free core of attention, ``qkv -> heads``: a module of its own so
+    that generation can give each one a key/value cache (:mod:`odetx.models.kvcache`)."""
+
+    def __init__(self, heads: int, causal: bool = False, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.heads = heads
+        self.causal = causal
+        self.dropout = dropout
+
+    def forward(self, qkv: Tensor, mask: Tensor | None = None) -> Tensor:
         p = self.dropout if self.training else 0.0
-        return self.proj(attend(self.qkv(x), self.heads, mask, p))
+        return attend(qkv, self.heads, mask, p, self.causal)
 
 
-def attend(qkv: Tensor, heads: int, mask: Tensor | None, dropout_p: float) -> Tensor:
+def attend(
+    qkv: Tensor, heads: int, mask: Tensor | None, dropout_p: float, causal: bool = False
+) -> Tensor:
     """Attention of projected ``qkv`` (B, N, 3·dim); the heads concatenated, (B, N, dim)."""
     B, N, C3 = qkv.shape
     C = C3 // 3
@@ -33,7 +59,9 @@ def attend(qkv: Tensor, heads: int, mask: Tensor | None, dropout_p: float) -> Te
     attn_mask: Tensor | None = None
     if mask is not None:
         attn_mask = mask[:, None, None, :]  # (B, 1, 1, N): broadcast over heads and queries
-    y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
+    y = F.scaled_dot_product_attention(
+        q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=causal
+    )
     return y.transpose(1, 2).reshape(B, N, C)  # (B, N, heads * head_dim)
 
 
@@ -61,6 +89,7 @@ class LayerField(Field):
     Args:
         shared_norm: one LayerNorm feeds both fields (the parallel formulation of
             GPT-J/PaLM); otherwise A and M each have their own.
+        causal: attention to earlier tokens only (language models).
     """
 
     def __init__(
@@ -71,11 +100,12 @@ class LayerField(Field):
         qkv_bias: bool = True,
         dropout: float = 0.0,
         shared_norm: bool = False,
+        causal: bool = False,
     ) -> None:
         super().__init__()
         self.shared_norm = shared_norm
         self.norm_a = nn.LayerNorm(dim)
-        self.attn = Attention(dim, heads, qkv_bias, dropout)
+        self.attn = Attention(dim, heads, qkv_bias, dropout, causal)
         # Identity keeps the attribute scriptable when the norm is shared.
         self.norm_m = nn.Identity() if shared_norm else nn.LayerNorm(dim)
         self.mlp = MLP(dim, int(dim * mlp_ratio), dropout)

@@ -20,13 +20,13 @@ class ODEStack(nn.Module):
     stack of pre-LN transformer layers.
     """
 
-    def __init__(self, model: ModelConfig, solver: SolverConfig) -> None:
+    def __init__(self, model: ModelConfig, solver: SolverConfig, causal: bool = False) -> None:
         super().__init__()
         substeps = list(ARCHS[model.arch].substeps)
         span = model.depth / model.groups
         self.blocks = nn.ModuleList(
             build_integrator(
-                _field(model),
+                _field(model, causal),
                 solver,
                 substeps,
                 g * span,
@@ -48,10 +48,16 @@ class ODEStack(nn.Module):
             block.reset_nfe()
 
 
-def _field(model: ModelConfig) -> nn.Module:
+def _field(model: ModelConfig, causal: bool) -> nn.Module:
     """One group's weights: the fused parallel layer or the plain one."""
     if model.fused:
-        return FusedParallelField(model.dim, model.heads, model.mlp_ratio)
+        return FusedParallelField(model.dim, model.heads, model.mlp_ratio, causal)
     return LayerField(
-        model.dim, model.heads, model.mlp_ratio, model.qkv_bias, model.dropout, model.shared_norm
+        model.dim,
+        model.heads,
+        model.mlp_ratio,
+        model.qkv_bias,
+        model.dropout,
+        model.shared_norm,
+        causal,
     )

@@ -18,6 +18,7 @@ class Preset:
     patch_size: int
     description: str
     dropout: float = 0.0
+    context: int = 0  # gpt: positions, the longest window the model reads
 
 
 PRESETS: Registry[Preset] = Registry("preset")
@@ -44,4 +45,31 @@ register_preset(
 )
 register_preset(
     Preset("enc-small", "encoder", 6, 128, 4, 2.0, 0, "small sequence encoder (LRA ListOps)")
+)
+register_preset(
+    Preset(
+        "gpt-tiny",
+        "gpt",
+        4,
+        128,
+        4,
+        4.0,
+        0,
+        "tiny byte-level language model (CPU, minutes)",
+        context=128,
+    )
+)
+register_preset(
+    Preset(
+        "gpt-shakespeare",
+        "gpt",
+        6,
+        384,
+        6,
+        4.0,
+        0,
+        "nanoGPT's character-level Shakespeare size, ~10.7M (GPU)",
+        0.2,
+        context=256,
+    )
 )

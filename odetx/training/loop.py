@@ -25,6 +25,7 @@ from odetx.data import DATASETS
 from odetx.data.base import DataInfo
 from odetx.errors import ConfigError, Interrupted, TrainingError
 from odetx.evaluation import EvalResult, evaluate
+from odetx.evaluation.loop import flat_targets, scored
 from odetx.models import build_model, count_params
 from odetx.runtime import distributed
 from odetx.runtime.compile import graph_breaks
@@ -132,6 +133,8 @@ class Trainer:
             self.sampler.set_epoch(self.progress.epoch)
         else:
             self.train_loader.generator.manual_seed(t.seed * 1_000_003 + self.progress.epoch)
+        if hasattr(self.splits.train, "set_epoch"):  # text: this epoch's random windows
+            self.splits.train.set_epoch(self.progress.epoch)
         sums = {"loss": 0.0, "correct": 0.0, "n": 0, "nfe_f": 0.0, "nfe_b": 0.0, "batches": 0}
         lr = t.lr
         start = time.perf_counter()
@@ -144,12 +147,13 @@ class Trainer:
                 group["lr"] = lr
             stack.reset_nfe()
             *inputs, y = (b.to(self.device, non_blocking=True) for b in batch)
+            mixed = None
             if self.mixing:
-                inputs[0], targets = mix_batch(inputs[0], y, t.mixup, t.cutmix)
-            else:
-                targets = MixedTargets(y, y, 1.0)
+                inputs[0], mixed = mix_batch(inputs[0], y, t.mixup, t.cutmix)
             with self.autocast():
                 logits = model(*inputs)
+            logits, y = flat_targets(logits, y)  # a language model's tokens are its examples
+            targets = mixed or MixedTargets(y, y, 1.0)
             nfe_f = stack.nfe()
             loss = targets.loss(logits.float(), t.label_smoothing)
             # Every rank sees every rank's loss, so a blow-up anywhere stops all of them
@@ -176,7 +180,7 @@ class Trainer:
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.progress.step += 1
-            n = y.numel()
+            n = scored(y)
             sums["loss"] += loss.item() * n
             sums["correct"] += targets.correct(logits)
             sums["n"] += n
@@ -258,12 +262,18 @@ class Trainer:
             p.epoch += 1
             val = self._evaluate(self.val_loader)
             row = {"epoch": p.epoch, **row, "val_loss": val.loss, "val_acc": val.acc}
+            if val.lm:
+                row.update(val_bpb=val.bpb, val_ppl=val.ppl)
             p.wall_time_s = self.wall_before + time.perf_counter() - started
             # Ties go to the later epoch: small validation sets tie often, and the later
-            # weights have seen more of the schedule's low-learning-rate tail.
-            improved = val.acc >= p.best_val_acc
+            # weights have seen more of the schedule's low-learning-rate tail. A language
+            # model's next-token accuracy says little; its loss decides.
+            if val.lm:
+                improved = val.loss <= p.best_val_loss
+            else:
+                improved = val.acc >= p.best_val_acc
             if improved:
-                p.best_val_acc, p.best_epoch = val.acc, p.epoch
+                p.best_val_acc, p.best_val_loss, p.best_epoch = val.acc, val.loss, p.epoch
             payload = snapshot(
                 self.cfg, self.info, self.model, self.optimizer, self.scaler, p, self.dist
             )
@@ -298,6 +308,7 @@ class Trainer:
             "epochs": p.epoch,
             "best_epoch": p.best_epoch,
             "best_val_acc": p.best_val_acc,
+            **({"best_val_loss": p.best_val_loss, "unit": self.info.unit} if best.lm else {}),
             "test": best.to_dict(),
             "test_last": last.to_dict(),
             "nfe_forward": best.nfe,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,7 @@ class Progress:
     best_val_acc: float = -1.0
     best_epoch: int = 0
     wall_time_s: float = 0.0  # training time spent before this process started
+    best_val_loss: float = math.inf  # language models keep the epoch of lowest loss
 
 
 def rank_seed(seed: int, rank: int, epoch: int = 0) -> int:
@@ -55,6 +57,7 @@ def snapshot(
         "step": progress.step,
         "best_val_acc": progress.best_val_acc,
         "best_epoch": progress.best_epoch,
+        "best_val_loss": progress.best_val_loss,
         "wall_time_s": progress.wall_time_s,
         "params": count_params(model),
     }
@@ -84,4 +87,5 @@ def restore(
         ckpt["best_val_acc"],
         ckpt["best_epoch"],
         ckpt.get("wall_time_s", 0.0),
+        ckpt.get("best_val_loss", math.inf),
     )
