@@ -75,12 +75,13 @@ def _root(
 
 
 def _register() -> None:
-    from odetx.cli import compare, data, evaluate, export, listing, train
+    from odetx.cli import compare, data, evaluate, export, generate, listing, train
 
     app.command("train")(command(train.train))
     app.command("eval")(command(evaluate.eval_cmd))
     app.command("compare")(command(compare.compare_cmd))
     app.command("export")(command(export.export_cmd))
+    app.command("generate")(command(generate.generate_cmd))
     app.command("list")(command(listing.list_cmd))
     data_app = typer.Typer(help="Prepare datasets offline.", no_args_is_help=True)
     data_app.command("listops")(command(data.data_listops))

@@ -38,10 +38,10 @@ def solver_label(solver) -> str:
     return f"{solver.method} ({solver.steps} step{'s' if solver.steps != 1 else ''})"
 
 
-def print_solver_override(solver, trained_solver) -> None:
+def print_solver_override(solver, trained_solver, to: Console | None = None) -> None:
     """Say so when a model is integrated with another solver than it was trained with."""
     if solver != trained_solver:
-        console.print(
+        (to or console).print(
             f"integrating with [bold]{solver_label(solver)}[/]; "
             f"the model was trained with {solver_label(trained_solver)}"
         )

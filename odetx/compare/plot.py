@@ -41,7 +41,13 @@ def plot(table: ResultTable, path: str | Path, convergence: bool) -> None:
     ncols = 2 if convergence else 1
     fig, axes = plt.subplots(1, ncols, figsize=(6.5 * ncols, 4.5), squeeze=False)
     ax = axes[0][0]
-    acc_key = "acc" if any("acc" in r for r in table.rows) else "test_acc"
+    # Language models are judged by bits per byte (lower is better), classifiers by accuracy.
+    keys = [
+        k
+        for k in ("bpb", "test_bpb", "acc", "test_acc")
+        if any(r.get(k) is not None for r in table.rows)
+    ]
+    acc_key = keys[0] if keys else "acc"
     for label, rows in _lines(table).items():
         rows = sorted(
             (r for r in rows if r.get("nfe") is not None and r.get(acc_key) is not None),
@@ -60,8 +66,9 @@ def plot(table: ResultTable, path: str | Path, convergence: bool) -> None:
         )
     ax.set_xscale("log")
     ax.set_xlabel("NFE per forward")
-    ax.set_ylabel(f"{'test ' if acc_key == 'test_acc' else ''}accuracy")
-    ax.set_title("accuracy against cost")
+    what = "bits per byte" if acc_key.endswith("bpb") else "accuracy"
+    ax.set_ylabel(f"{'test ' if acc_key.startswith('test') else ''}{what}")
+    ax.set_title(f"{what} against cost")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     if convergence:

@@ -34,7 +34,16 @@ SHOWN = {
     "model.depth": "depth",
     "model.groups": "groups",
 }
-METRICS = ("params", "best_val_acc", "test_acc", "test_acc_last", "nfe", "wall_time_s")
+METRICS = (
+    "params",
+    "best_val_acc",
+    "test_acc",
+    "test_acc_last",
+    "test_bpb",
+    "test_bpb_last",
+    "nfe",
+    "wall_time_s",
+)
 
 COLUMNS = [
     Column("experiment", "experiment"),
@@ -50,6 +59,8 @@ COLUMNS = [
     Column("best_val_acc", "best val", "max", "{:.4f}"),
     Column("test_acc", "test acc", "max", "{:.4f}"),
     Column("test_acc_last", "final acc", "max", "{:.4f}"),
+    Column("test_bpb", "test bits/byte", "min", "{:.4f}"),
+    Column("test_bpb_last", "final bits/byte", "min", "{:.4f}"),
     Column("nfe", "NFE", "min", "{:.4g}"),
     Column("wall_time_s", "wall s", "min", "{:.1f}"),
     Column("seeds", "seeds"),
@@ -125,6 +136,8 @@ def read_run(path: Path) -> dict[str, Any]:
         "best_val_acc": summary.get("best_val_acc"),
         "test_acc": test.get("acc"),
         "test_acc_last": last.get("acc"),
+        "test_bpb": test.get("bpb"),
+        "test_bpb_last": last.get("bpb"),
         "nfe": summary.get("nfe_forward"),
         "wall_time_s": summary.get("wall_time_s"),
     }

@@ -51,6 +51,8 @@ COLUMNS = [
     Column("acc", "acc", "max", "{:.4f}"),
     Column("delta_acc", "Δ acc", "max", "{:+.4f}"),
     Column("loss", "loss", "min", "{:.4f}"),
+    Column("bpb", "bits/byte", "min", "{:.4f}"),
+    Column("delta_bpb", "Δ bits/byte", "min", "{:+.4f}"),
     Column("nfe", "NFE", "min", "{:.4g}"),
     Column("samples_per_s", "samples/s", "max", "{:.0f}"),
     Column("error", "error", "min", "{:.2e}"),
@@ -146,12 +148,14 @@ def compare_solvers(
     device: str = "cpu",
     data_root: str | None = None,
     convergence_samples: int = 64,
+    convergence_tokens: int = 256,
 ) -> ResultTable:
     """Evaluate ``checkpoint`` under every setting; returns the table (rows carry raw values).
 
     Each row holds accuracy, loss, NFE and throughput on ``split``, the accuracy
     difference from the trained-with setting, and the float64 relative error of
-    the logits against a fine unsplit solve on ``convergence_samples`` examples;
+    the logits against a fine unsplit solve on ``convergence_samples`` examples
+    (language models: windows holding about ``convergence_tokens`` tokens);
     rows of one fixed-step (arch, solver) share its fitted empirical order.
     """
     check_split(split)
@@ -161,6 +165,8 @@ def compare_solvers(
     dataset = load_split(loaded, split, data_root)
     loader = eval_loader(loaded, dataset, batch_size)
     dev = loaded.device
+    if loaded.info.kind == "text":  # a window is many examples: keep the fine solve cheap
+        convergence_samples = max(1, convergence_tokens // loaded.info.max_len)
     probe = next(iter(make_loader(dataset, convergence_samples, False)))
     probe_inputs = [t.to(dev) for t in probe[:-1]]
     probe_inputs = [t.double() if t.is_floating_point() else t for t in probe_inputs]
@@ -192,6 +198,8 @@ def compare_solvers(
                 "acc": result.acc,
                 "delta_acc": result.acc - trained.acc,
                 "loss": result.loss,
+                "bpb": result.bpb if result.lm else None,
+                "delta_bpb": result.bpb - trained.bpb if result.lm else None,
                 "nfe": result.nfe,
                 "samples_per_s": result.samples_per_s,
                 "error": relative_error(_logits64(model, probe_inputs), reference),

@@ -4,6 +4,8 @@ The artefact keeps the eager ``forward`` signature, so a caller feeds it exactly
 what an odetx data loader yields:
 
 - images: ``forward(images)``, ``images`` float32 ``(B, C, H, W)`` at the trained size;
+- text (language models): ``forward(tokens)``, ``tokens`` int64 ``(B, T)``,
+  ``1 <= T <= context``; returns next-token logits ``(B, T, vocab)``;
 - tokens: ``forward(tokens, mask)``, ``tokens`` int64 ``(B, N)`` (id 0 is padding) and
   ``mask`` bool ``(B, N)``, True on real tokens, ``1 <= N <= max_len``. The mask is an
   input, not derived from the ids, because the encoder treats it as the only truth
@@ -88,11 +90,39 @@ class TokenInputs:
         return ({0: batch, 1: length}, {0: batch, 1: length})
 
 
+class TextInputs:
+    """``forward(tokens)`` for the causal language model."""
+
+    call = "logits = m(tokens)"
+
+    def __init__(self, info: DataInfo) -> None:
+        self.vocab_size = info.vocab_size
+        self.context = info.max_len
+
+    def describe(self) -> list[str]:
+        return [
+            f"tokens: int64 (B, T), ids < {self.vocab_size}; 1 <= T <= {self.context}",
+            f"returns next-token logits: float32 (B, T, {self.vocab_size})",
+        ]
+
+    def sample(self, batch: int, gen: torch.Generator, short: bool = False) -> Inputs:
+        """Random ids; ``short`` halves the length, to exercise the dynamic dimension."""
+        n = max(1, self.context // 2) if short else self.context
+        return (torch.randint(0, self.vocab_size, (batch, n), generator=gen),)
+
+    def dynamic_shapes(self) -> tuple[dict[int, Any], ...]:
+        batch = torch.export.Dim("batch", min=1)
+        if self.context < 2:
+            return ({0: batch},)
+        return ({0: batch, 1: torch.export.Dim("tokens", min=1, max=self.context)},)
+
+
 INPUTS: Registry[type] = Registry("input kind")
 INPUTS.register("image", ImageInputs)
 INPUTS.register("tokens", TokenInputs)
+INPUTS.register("text", TextInputs)
 
 
-def input_spec(info: DataInfo) -> ImageInputs | TokenInputs:
+def input_spec(info: DataInfo) -> ImageInputs | TokenInputs | TextInputs:
     """The signature of a model trained on data described by ``info``."""
     return INPUTS[info.kind](info)

@@ -1,0 +1,90 @@
+"""A key/value cache for generation: each attention evaluation keeps its keys and values.
+
+With a causal field, the state of every earlier token at every solver stage is
+independent of the tokens after it. So the n-th attention evaluation of one forward
+pass (a given group, step, sub-step and stage) sees, for the earlier tokens, exactly
+the keys and values it saw in the previous pass: feeding only the new token and
+appending its keys and values to those of the n-th evaluation computes the same
+logits. That holds for every arch and every fixed-step solver; adaptive solvers
+choose their steps from the error of the whole sequence, so their evaluations do
+not line up across passes and they cannot use the cache.
+
+The cache patches the forward of each :class:`~odetx.models.fields.SelfAttend` of an
+eager model while it is open; the model itself (and what it exports) is unchanged.
+"""
+
+from __future__ import annotations
+
+import types
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from odetx.models.fields import SelfAttend
+
+
+class KVCache:
+    """``with KVCache(model) as cache: …`` — call :meth:`begin` before each forward pass.
+
+    ``length`` is the number of tokens whose keys and values are held.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.cores = [m for m in model.modules() if isinstance(m, SelfAttend)]
+        self.slots: dict[int, list[tuple[Tensor, Tensor]]] = {}
+        self.calls: dict[int, int] = {}
+        self.length = 0
+
+    def __enter__(self) -> KVCache:
+        for core in self.cores:
+            core.forward = types.MethodType(self._attend_cached, core)
+        self.clear()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for core in self.cores:
+            del core.forward  # the class's own forward again
+
+    def clear(self) -> None:
+        self.slots = {id(c): [] for c in self.cores}
+        self.length = 0
+        self.begin()
+
+    def begin(self) -> None:
+        """Start a forward pass: evaluations are matched to slots by their order."""
+        self.calls = {id(c): 0 for c in self.cores}
+
+    def commit(self, new_tokens: int) -> None:
+        """End a forward pass over ``new_tokens`` tokens; every evaluation must have
+        found its slot (a pass that evaluated attention differently cannot be cached)."""
+        for core in self.cores:
+            if self.calls[id(core)] != len(self.slots[id(core)]):
+                raise RuntimeError("attention was evaluated in another pattern than before")
+        self.length += new_tokens
+
+    def _attend_cached(self, core: SelfAttend, qkv: Tensor, mask: Tensor | None = None) -> Tensor:
+        B, N, C3 = qkv.shape
+        C = C3 // 3
+        q, k, v = qkv.reshape(B, N, 3, core.heads, C // core.heads).permute(2, 0, 3, 1, 4).unbind(0)
+        # q, k, v: each (B, heads, N, head_dim)
+        key = id(core)
+        j = self.calls[key]
+        self.calls[key] = j + 1
+        slots = self.slots[key]
+        if j < len(slots):
+            k = torch.cat([slots[j][0], k], dim=2)  # (B, heads, L, head_dim)
+            v = torch.cat([slots[j][1], v], dim=2)
+            slots[j] = (k, v)
+        else:
+            slots.append((k, v))
+        L = k.shape[2]
+        if L == N:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=core.causal)
+        else:  # query i sits at position L - N + i and sees keys up to it
+            allowed = (
+                torch.arange(L, device=q.device)[None, :]
+                <= torch.arange(L - N, L, device=q.device)[:, None]
+            )  # (N, L)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+        return y.transpose(1, 2).reshape(B, N, C)  # (B, N, heads * head_dim)
