@@ -17,7 +17,7 @@ from torch import nn
 
 from odetx.config import Config, ModelConfig, SolverConfig, load_config
 from odetx.data import DATASETS, DataInfo
-from odetx.models import build_model, resolve_model
+from odetx.models import build_model, check_kind, resolve_model
 from odetx.runtime.precision import AMP_DTYPES
 from odetx.solvers import resolve_solver, validate_solver
 
@@ -30,10 +30,11 @@ def resolve(cfg: Config) -> Config:
     Raises:
         ConfigError: naming the first key that no registry accepts.
     """
-    DATASETS.lookup(cfg.data.name, "data.name")
+    dataset = DATASETS.lookup(cfg.data.name, "data.name")
     AMP_DTYPES.lookup(cfg.train.amp, "train.amp")
     validate_solver(cfg.solver)
     model = resolve_model(cfg.model)
+    check_kind(model, dataset.kind)
     data = cfg.data
     if data.context == 0 and model.context:  # text windows as long as the model reads
         data = dataclasses.replace(data, context=model.context)

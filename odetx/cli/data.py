@@ -9,8 +9,8 @@ import typer
 
 from odetx.cli import options as o
 from odetx.cli.display import console
+from odetx.config import load_config
 from odetx.data import listops
-from odetx.resolve import build_config
 
 GEN = "Generator"
 
@@ -72,7 +72,7 @@ def data_listops(
         "seed": seed,
     }
     overrides = {f"data.{k}": v for k, v in flags.items() if v is not None}
-    cfg = build_config(config, {**overrides, "data.name": "listops"}).data
+    cfg = load_config(config, {**overrides, "data.name": "listops"}).data
     listops.check_overwrite(out, force)
     paths = listops.write_splits(listops.generate(cfg), out, force=force)
     sizes = f"{cfg.train_size}/{cfg.val_size}/{cfg.test_size}"

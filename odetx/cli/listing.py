@@ -35,7 +35,8 @@ def list_cmd() -> None:
     console.print(t)
 
     t = Table(title="presets (--model)", title_justify="left")
-    for col in ("name", "backbone", "depth", "dim", "heads", "mlp ratio", "patch", "note"):
+    t.add_column("name", no_wrap=True)
+    for col in ("backbone", "depth", "dim", "heads", "mlp ratio", "patch / context", "note"):
         t.add_column(col)
     for name, p in PRESETS.items():
         t.add_row(
@@ -45,7 +46,7 @@ def list_cmd() -> None:
             str(p.dim),
             str(p.heads),
             f"{p.mlp_ratio:g}",
-            str(p.patch_size),
+            str(p.context or p.patch_size or "—"),
             p.description,
         )
     console.print(t)

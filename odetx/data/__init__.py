@@ -16,6 +16,7 @@ def register_dataset(entry: DatasetEntry) -> DatasetEntry:
 register_dataset(
     DatasetEntry(
         "digits",
+        "image",
         digits.info,
         digits.load,
         "UCI 8x8 handwritten digits, 1,797 images, 10 classes (embedded)",
@@ -26,6 +27,7 @@ for _name, _spec in images.IMAGE_DATASETS.items():
     register_dataset(
         DatasetEntry(
             _name,
+            "image",
             functools.partial(images.info, _spec),
             functools.partial(images.load, _spec),
             _spec.description,
@@ -36,6 +38,7 @@ for _name, _spec in images.IMAGE_DATASETS.items():
 register_dataset(
     DatasetEntry(
         "listops",
+        "tokens",
         listops.info,
         listops.load,
         "ListOps nested MIN/MAX/MED/SM expressions (LRA, Tay et al. 2021), 10 classes",
@@ -45,6 +48,7 @@ register_dataset(
 register_dataset(
     DatasetEntry(
         "parity",
+        "tokens",
         parity.info,
         parity.load,
         "parity of variable-length bit strings, 2 classes",
@@ -55,6 +59,7 @@ register_dataset(
 register_dataset(
     DatasetEntry(
         "text",
+        "text",
         text.files_info,
         text.files_load,
         "your UTF-8 text for language modelling (bytes or characters)",
@@ -64,6 +69,7 @@ register_dataset(
 register_dataset(
     DatasetEntry(
         "pydoc-topics",
+        "text",
         text.pydoc_info,
         text.pydoc_load,
         "CPython's pydoc reference text (~465 kB of English) for language modelling",

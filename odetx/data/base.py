@@ -52,12 +52,15 @@ class DatasetEntry:
     """A registered dataset.
 
     Args:
+        kind: ``DataInfo.kind`` of its examples, known before reading anything, so a
+            config pairing it with a model for another kind is refused first.
         info: static shapes (may depend on the data config).
         load: reads or generates the three splits.
         description, source, download: one line each for ``odetx list`` and the README.
     """
 
     name: str
+    kind: str
     info: Callable[..., DataInfo]
     load: Callable[..., Splits]
     description: str

@@ -1,7 +1,14 @@
 """Fields, archs (splitting schemes), ODE blocks, backbones and presets."""
 
 from odetx.models.archs import ARCHS, Arch
-from odetx.models.factory import BACKBONES, build_model, check_fits, count_params, resolve_model
+from odetx.models.factory import (
+    BACKBONES,
+    build_model,
+    check_fits,
+    check_kind,
+    count_params,
+    resolve_model,
+)
 from odetx.models.presets import PRESETS, Preset, register_preset
 
 __all__ = [
@@ -12,6 +19,7 @@ __all__ = [
     "Preset",
     "build_model",
     "check_fits",
+    "check_kind",
     "count_params",
     "register_preset",
     "resolve_model",

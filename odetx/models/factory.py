@@ -60,16 +60,21 @@ def resolve_model(cfg: ModelConfig) -> ModelConfig:
     return cfg
 
 
-def check_fits(cfg: ModelConfig, info: DataInfo) -> None:
-    """Data-dependent checks of a resolved config (e.g. patches must tile the image)."""
+def check_kind(cfg: ModelConfig, kind: str) -> None:
+    """Refuse a preset whose backbone reads another kind of data than ``kind``."""
     backbone = PRESETS[cfg.preset].backbone
-    if info.kind != DATA_KIND[backbone]:
+    if kind != DATA_KIND[backbone]:
         raise ConfigError(
             "model.preset",
             f"{cfg.preset} is a model ({backbone}) for {DATA_KIND[backbone]} data; the data is "
-            f"{info.kind} (choose one of: "
-            f"{', '.join(n for n, p in PRESETS.items() if DATA_KIND[p.backbone] == info.kind)})",
+            f"{kind} (choose one of: "
+            f"{', '.join(n for n, p in PRESETS.items() if DATA_KIND[p.backbone] == kind)})",
         )
+
+
+def check_fits(cfg: ModelConfig, info: DataInfo) -> None:
+    """Data-dependent checks of a resolved config (e.g. patches must tile the image)."""
+    check_kind(cfg, info.kind)
     if info.kind == "text" and info.max_len > cfg.context:
         raise ConfigError(
             "data.context",
