@@ -73,8 +73,7 @@ def data_listops(
     }
     overrides = {f"data.{k}": v for k, v in flags.items() if v is not None}
     cfg = load_config(config, {**overrides, "data.name": "listops"}).data
-    listops.check_overwrite(out, force)
-    paths = listops.write_splits(listops.generate(cfg), out, force=force)
+    paths = listops.write_generated(cfg, out, force)
     sizes = f"{cfg.train_size}/{cfg.val_size}/{cfg.test_size}"
     console.print(
         f"wrote {', '.join(str(p) for p in paths)} ({sizes} examples)",

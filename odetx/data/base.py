@@ -42,9 +42,7 @@ class Splits:
     test: Dataset
 
     def __getitem__(self, name: str) -> Dataset:
-        if name not in SPLITS:
-            raise KeyError(f"unknown split {name!r}; choose one of: {', '.join(SPLITS)}")
-        return getattr(self, name)
+        return getattr(self, check_split(name))
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from pathlib import Path
 from odetx.data.base import SPLITS, DataInfo, Splits
 from odetx.data.sequences import PaddedTokens, check_generator_options, padded_len
 from odetx.errors import ConfigError, DataError
+from odetx.io import atomic_write
 
 END = "]"
 DIGITS = tuple(str(d) for d in range(10))
@@ -162,7 +163,7 @@ def generate(cfg) -> dict[str, list[Tree]]:
 
 def write_tsv(path: str | Path, trees: Sequence[Tree]) -> None:
     """Write ``trees`` in LRA's TSV layout (header, parenthesised source, value)."""
-    with Path(path).open("w", newline="") as f:
+    with atomic_write(path, "w") as (f, _):
         writer = csv.writer(f, delimiter="\t", lineterminator="\n")
         writer.writerow(HEADER)
         writer.writerows((source(t), value(t)) for t in trees)
@@ -187,6 +188,13 @@ def write_splits(trees: dict[str, list[Tree]], out: str | Path, force: bool = Fa
     for split, path in zip(trees, paths, strict=True):
         write_tsv(path, trees[split])
     return paths
+
+
+def write_generated(cfg, out: str | Path, force: bool = False) -> list[Path]:
+    """Generate the set ``cfg`` describes and write it in LRA's layout; a folder already
+    holding a split is refused before any generating (unless ``force``)."""
+    check_overwrite(out, force)
+    return write_splits(generate(cfg), out, force)
 
 
 def read_tsv(path: str | Path) -> tuple[list[list[int]], list[int]]:

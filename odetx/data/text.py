@@ -21,6 +21,7 @@ consecutive windows that score every token after the first exactly once.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -29,8 +30,8 @@ from torch.utils.data import Dataset
 
 from odetx.data.base import IGNORE_INDEX, SPLITS, DataInfo, Splits
 from odetx.errors import ConfigError, DataError
+from odetx.registry import Registry
 
-VOCABS = ("byte", "char")
 SPLIT_FRACTIONS = (0.9, 0.05)  # train, val; test takes the rest
 
 
@@ -118,10 +119,15 @@ class ContiguousWindows(Dataset):
         return x, y
 
 
+# ``data.vocab`` -> the vocabulary it fits to the training text.
+VOCABS: Registry[Callable[[str], Vocab]] = Registry("vocabulary")
+VOCABS.register("byte", lambda train_text: Vocab())
+VOCABS.register("char", lambda train_text: Vocab("".join(sorted(set(train_text)))))
+
+
 def check_options(cfg) -> None:
     """Refuse impossible text settings, naming the key."""
-    if cfg.vocab not in VOCABS:
-        raise ConfigError("data.vocab", f"unknown vocabulary {cfg.vocab!r}; choose byte or char")
+    VOCABS.lookup(cfg.vocab, "data.vocab")
     if cfg.context <= 0:
         raise ConfigError("data.context", f"must be a positive number of tokens, got {cfg.context}")
     if cfg.train_windows <= 0:
@@ -169,14 +175,10 @@ def pydoc_topics() -> str:
     return "\n\n".join(topics[k] for k in sorted(topics))
 
 
-def vocab_for(cfg, train_text: str) -> Vocab:
-    return Vocab("".join(sorted(set(train_text)))) if cfg.vocab == "char" else Vocab()
-
-
 def build(cfg, texts: dict[str, str], source: str) -> tuple[DataInfo, Splits]:
     """Tokenise the three texts and cut them into windows."""
     check_options(cfg)
-    vocab = vocab_for(cfg, texts["train"])
+    vocab = VOCABS[cfg.vocab](texts["train"])
     ids = {}
     for split in SPLITS:
         ids[split] = torch.tensor(vocab.encode(texts[split], f"{source} {split}"), dtype=torch.long)
