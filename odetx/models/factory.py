@@ -90,8 +90,9 @@ def check_fits(cfg: ModelConfig, info: DataInfo) -> None:
 
 def build_model(model: ModelConfig, solver: SolverConfig, info: DataInfo) -> nn.Module:
     """The network a resolved ``model`` describes, integrated by ``solver``, shaped for ``info``."""
-    if model.depth is None or model.groups is None:
-        raise ValueError("build_model takes a resolved ModelConfig (see resolve_model)")
+    unresolved = [k for k in (*_FROM_PRESET, "groups") if getattr(model, k) is None]
+    if unresolved:
+        raise ValueError(f"build_model takes a resolved ModelConfig; {unresolved} are unset")
     check_fits(model, info)
     return BACKBONES[PRESETS[model.preset].backbone](model, solver, info)
 
