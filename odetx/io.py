@@ -55,3 +55,14 @@ def write_text(path: str | Path, text: str) -> None:
     """Atomically replace ``path`` with ``text``."""
     with atomic_write(path, "w") as (f, _):
         f.write(text)
+
+
+def remove_stale_temps(folder: str | Path, names: tuple[str, ...]) -> list[Path]:
+    """Delete the temporary files :func:`atomic_write` left for ``names`` in ``folder``
+    when a process died mid-write; call it only where no other writer can be at work."""
+    removed = []
+    for name in names:
+        for stale in Path(folder).glob(f".{name}.*.tmp"):
+            stale.unlink(missing_ok=True)
+            removed.append(stale)
+    return removed

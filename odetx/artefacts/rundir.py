@@ -1,5 +1,13 @@
 """The run directory contract: config.yaml, metrics.csv, last.pt, best.pt, summary.json;
-and a run's identity, the fields its header, its summary and its default name share."""
+and a run's identity, the fields its header, its summary and its default name share.
+
+**Crash consistency.** ``last.pt`` is the one commit point of an epoch: it holds the
+weights, every state needed to continue, and the metrics rows of every epoch so far.
+Everything else an epoch writes is derived from it afterwards — ``best.pt`` (a copy
+of ``last.pt`` when that epoch is the best) and ``metrics.csv`` — by :meth:`RunDir.sync`,
+which a resumed run calls again first. So whatever instant a process dies at, the
+directory holds a committed epoch and what follows from it, or will once resumed.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +20,10 @@ from typing import Any
 
 import yaml
 
+from odetx.artefacts.checkpoint import load_checkpoint, save_checkpoint
 from odetx.config import Config
-from odetx.io import write_text
+from odetx.errors import CheckpointError, ConfigError
+from odetx.io import remove_stale_temps, write_text
 
 METRIC_FIELDS = (
     "epoch",
@@ -61,9 +71,69 @@ class RunDir:
     best = property(lambda self: self.path / "best.pt")
     summary = property(lambda self: self.path / "summary.json")
 
+    def files(self) -> list[Path]:
+        """The contract's files present in the folder."""
+        return [
+            p for p in (self.config, self.metrics, self.last, self.best, self.summary) if p.exists()
+        ]
+
     def has_run(self) -> bool:
         """True once an epoch has been saved (a run stopped before that holds nothing to keep)."""
         return self.last.exists() or self.metrics.exists()
+
+    def claim(self, force: bool = False) -> None:
+        """Refuse to start a new run over files another run left, unless ``force`` (which
+        removes them); a folder with a saved epoch is resumed, not overwritten."""
+        if self.has_run() and not force:
+            raise ConfigError(
+                "train.out",
+                f"{self.path} already holds a run; resume it with --resume {self.path}, "
+                "choose another --out, or pass --force to start over",
+            )
+        found = self.files()
+        if found and not force:
+            raise ConfigError(
+                "train.out",
+                f"{self.path} holds {', '.join(p.name for p in found)} from another run; "
+                "choose another --out or pass --force to replace them",
+            )
+        for p in found:
+            p.unlink()
+
+    def clean(self) -> list[Path]:
+        """Remove temporary files a killed process left (call while holding the lock)."""
+        names = ("config.yaml", "metrics.csv", "last.pt", "best.pt", "summary.json")
+        return remove_stale_temps(self.path, names)
+
+    def commit(self, payload: dict[str, Any]) -> None:
+        """Make an epoch durable (``last.pt``), then bring the rest in line with it."""
+        save_checkpoint(self.last, payload)
+        if payload["best_epoch"] == payload["epoch"]:
+            save_checkpoint(self.best, payload)
+        self._write_rows(payload["history"])
+
+    def sync(self, ckpt: dict[str, Any]) -> None:
+        """Derive ``best.pt`` and ``metrics.csv`` from a committed ``last.pt`` payload;
+        idempotent, so a resumed run repairs what a crash after the commit left undone."""
+        if ckpt["best_epoch"] == ckpt["epoch"] and self._best_epoch() != ckpt["epoch"]:
+            save_checkpoint(self.best, ckpt)
+        elif not self.best.exists():
+            raise CheckpointError(
+                f"{self.best} is missing, and {self.last} (epoch {ckpt['epoch']}) cannot "
+                f"restore it: its best epoch is {ckpt['best_epoch']}"
+            )
+        if "history" in ckpt:
+            self._write_rows(ckpt["history"])
+        else:  # checkpoints before the history was kept: rows past the commit are lost ones
+            self.truncate_metrics(ckpt["epoch"])
+
+    def _best_epoch(self) -> int | None:
+        if not self.best.exists():
+            return None
+        try:
+            return load_checkpoint(self.best)["epoch"]
+        except CheckpointError:  # torn by a crash: rewritten from last.pt
+            return None
 
     def is_complete(self) -> bool:
         return self.summary.is_file()
@@ -81,9 +151,6 @@ class RunDir:
         """Keep rows up to ``last_epoch`` (rows past a checkpoint are from a lost epoch)."""
         rows = [r for r in self.read_metrics() if int(r["epoch"]) <= last_epoch]
         self._write_rows(rows)
-
-    def append_metrics(self, row: dict[str, Any]) -> None:
-        self._write_rows([*self.read_metrics(), row])
 
     def _write_rows(self, rows: list[dict[str, Any]]) -> None:
         fields = METRIC_FIELDS + tuple(k for k in LM_METRIC_FIELDS if any(k in r for r in rows))

@@ -66,6 +66,14 @@ def train(
         Path | None,
         typer.Option(help="Run directory (default runs/<name>-<time>).", rich_help_panel=o.OUTPUT),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Start over in an --out holding files of another run (they are removed).",
+            rich_help_panel=o.OUTPUT,
+        ),
+    ] = False,
     resume: Annotated[
         Path | None,
         typer.Option(
@@ -132,7 +140,7 @@ def train(
         distributed.launch(nproc, _without_nproc(sys.argv[1:]))
         return
     try:
-        trainer = Trainer(plan.config, plan.run_dir, plan.checkpoint, RichReporter())
+        trainer = Trainer(plan.config, plan.run_dir, plan.checkpoint, RichReporter(), force=force)
         trainer.fit()
     finally:
         distributed.shutdown()

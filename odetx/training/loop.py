@@ -19,11 +19,12 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
-from odetx.artefacts import RunDir, load_checkpoint, run_identity, save_checkpoint
+from odetx.artefacts import RunDir, load_checkpoint, run_identity
+from odetx.artefacts.lock import RunLock
 from odetx.config import Config
 from odetx.data import DATASETS
 from odetx.data.base import DataInfo
-from odetx.errors import ConfigError, Interrupted, TrainingError
+from odetx.errors import Interrupted, TrainingError
 from odetx.evaluation import EvalResult, evaluate
 from odetx.evaluation.loop import flat_targets, scored
 from odetx.models import build_model, count_params
@@ -51,6 +52,7 @@ class Trainer:
         ckpt: dict | None = None,
         reporter: Reporter | None = None,
         callbacks: Sequence[EpochCallback] = (),
+        force: bool = False,
     ) -> None:
         self.cfg = cfg
         device = resolve_device(cfg.train.device)
@@ -62,12 +64,10 @@ class Trainer:
         self.ckpt = ckpt
         self.reporter = (reporter or NullReporter()) if self.dist.is_main else NullReporter()
         self.callbacks = list(callbacks)
-        if ckpt is None and self.run.has_run():
-            raise ConfigError(
-                "train.out",
-                f"{self.run.path} already holds a run; resume it with --resume {self.run.path} "
-                "or choose another --out",
-            )
+        self.force = force
+        self.lock = RunLock(self.run.path)
+        if ckpt is None and self.dist.is_main and not force:
+            self.run.claim()  # refused before any work; ``force`` clears it under the lock
 
     def _setup(self) -> None:
         cfg, t, d = self.cfg, self.cfg.train, self.dist
@@ -91,13 +91,19 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(param_groups(self.model, t.weight_decay), lr=t.lr)
         self._make_loaders()
         self.progress = Progress()
+        if d.is_main:  # one writer per run directory, from here to the end of the run
+            self.run.path.mkdir(parents=True, exist_ok=True)
+            self.lock.acquire()
+            self.run.clean()
         if self.ckpt is not None:
             self.progress = restore(self.ckpt, self.model, self.optimizer, self.scaler, d, t.seed)
             if d.is_main:
-                self.run.truncate_metrics(self.progress.epoch)
+                self.run.sync(self.ckpt)
+                if "history" not in self.ckpt:  # written before checkpoints kept their rows
+                    self.progress.history = self.run.read_metrics()
         else:
             if d.is_main:
-                self.run.path.mkdir(parents=True, exist_ok=True)
+                self.run.claim(self.force)
             if d.enabled:  # same initial weights everywhere, then distinct draws per rank
                 torch.manual_seed(rank_seed(t.seed, d.rank))
         self.wall_before = self.progress.wall_time_s
@@ -212,6 +218,12 @@ class Trainer:
 
     def fit(self) -> dict[str, Any]:
         """Train to ``train.epochs``; returns the summary also written to ``summary.json``."""
+        try:
+            return self._fit()
+        finally:
+            self.lock.release()
+
+    def _fit(self) -> dict[str, Any]:
         self._setup()
         cfg = self.cfg
         self.reporter.start(
@@ -274,14 +286,12 @@ class Trainer:
                 improved = val.acc >= p.best_val_acc
             if improved:
                 p.best_val_acc, p.best_val_loss, p.best_epoch = val.acc, val.loss, p.epoch
+            p.history.append(row)
             payload = snapshot(
                 self.cfg, self.info, self.model, self.optimizer, self.scaler, p, self.dist
             )
             if self.dist.is_main:
-                save_checkpoint(self.run.last, payload)
-                if improved:
-                    save_checkpoint(self.run.best, payload)
-                self.run.append_metrics(row)
+                self.run.commit(payload)
             self.saved_epoch = p.epoch
             self.reporter.epoch_end(row)
             for callback in self.callbacks:

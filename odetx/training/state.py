@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -26,6 +26,7 @@ class Progress:
     best_epoch: int = 0
     wall_time_s: float = 0.0  # training time spent before this process started
     best_val_loss: float = math.inf  # language models keep the epoch of lowest loss
+    history: list[dict[str, Any]] = field(default_factory=list)  # metrics rows, one an epoch
 
 
 def rank_seed(seed: int, rank: int, epoch: int = 0) -> int:
@@ -59,6 +60,7 @@ def snapshot(
         "best_epoch": progress.best_epoch,
         "best_val_loss": progress.best_val_loss,
         "wall_time_s": progress.wall_time_s,
+        "history": progress.history,
         "params": count_params(model),
     }
 
@@ -88,4 +90,5 @@ def restore(
         ckpt["best_epoch"],
         ckpt.get("wall_time_s", 0.0),
         ckpt.get("best_val_loss", math.inf),
+        list(ckpt.get("history", [])),
     )
