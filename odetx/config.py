@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -137,6 +138,12 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 # ---------------------------------------------------------------- parsing
 
 
+def _short(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters: messages stay one short line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
@@ -182,7 +189,7 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
     elif tp is str:
         if isinstance(value, str):
             return value
-    raise ConfigError(key, f"expected {_type_name(tp)}, got {value!r}")
+    raise ConfigError(key, f"expected {_type_name(tp)}, got {_short(value)}")
 
 
 def from_dict(cls: type, data: Any, prefix: str = "") -> Any:
@@ -190,7 +197,7 @@ def from_dict(cls: type, data: Any, prefix: str = "") -> Any:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(prefix.rstrip("."), f"expected a mapping, got {data!r}")
+        raise ConfigError(prefix.rstrip("."), f"expected a mapping, got {_short(data)}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     for key in data:
@@ -222,31 +229,166 @@ def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
+# ---------------------------------------------------------------- bounded YAML
+
+# Config files are a few hundred bytes; these bounds are generous for any real one
+# (the largest shipped sweep is ~3 kB, 150 values) and cheap to enforce.
+MAX_YAML_BYTES = 1 << 20  # a file (or one --set value) larger than 1 MiB is not read
+MAX_YAML_NODES = 100_000  # values a document may hold once its aliases are expanded
+MAX_YAML_DEPTH = 64  # nesting, with aliases expanded (configs nest 2-4 levels)
+
+
+class YamlTooLarge(Exception):
+    """A YAML document over the bounds above; ``reason`` never quotes the document."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class BoundedLoader(yaml.SafeLoader):
+    """``SafeLoader`` that refuses documents too large once their aliases are expanded.
+
+    Anchors and aliases stay allowed (a sweep file may reuse a block), but YAML lets a
+    few hundred bytes of nested aliases stand for billions of values ("billion laughs"):
+    PyYAML builds them shared, in linear time, and they explode later, in whatever
+    walks them as a tree (``dataclasses.asdict``, ``repr`` in a message, a YAML dump).
+    So the composed node graph is measured before anything is constructed: each node's
+    expanded size and depth are computed once (memoised per node), in time linear in
+    the document, never in its expansion. Self-referencing aliases are refused too.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._nesting = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        # The composer recurses once per level; refuse deep nesting before Python's
+        # recursion limit turns it into a RecursionError.
+        self._nesting += 1
+        try:
+            if self._nesting > MAX_YAML_DEPTH:
+                raise YamlTooLarge(f"nests more than {MAX_YAML_DEPTH} levels deep")
+            return super().compose_node(parent, index)
+        finally:
+            self._nesting -= 1
+
+    def compose_document(self) -> Any:
+        node = super().compose_document()
+        if node is not None:
+            measure_nodes(node)
+        return node
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def measure_nodes(root: yaml.Node) -> tuple[int, int]:
+    """``(values, depth)`` of the tree ``root`` stands for, aliases expanded.
+
+    Iterative and memoised per node, so linear in the number of distinct nodes.
+
+    Raises:
+        YamlTooLarge: over :data:`MAX_YAML_NODES` values or :data:`MAX_YAML_DEPTH`
+            levels, or a node that contains itself.
+    """
+    done: dict[int, tuple[int, int]] = {}  # id(node) -> (values, depth)
+    open_: set[int] = set()  # entered, not finished: exactly the path from the root
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finish = stack.pop()
+        key = id(node)
+        if finish:
+            kids = [done[id(k)] for k in _children(node)]
+            size = 1 + sum(s for s, _ in kids)
+            depth = 1 + max((d for _, d in kids), default=0)
+            if size > MAX_YAML_NODES:
+                raise YamlTooLarge(
+                    f"expands to more than {MAX_YAML_NODES:,} values through its aliases "
+                    "(an alias bomb?); write the values out"
+                )
+            if depth > MAX_YAML_DEPTH:
+                raise YamlTooLarge(
+                    f"nests more than {MAX_YAML_DEPTH} levels deep (aliases expanded)"
+                )
+            done[key] = (size, depth)
+            open_.discard(key)
+            continue
+        if key in done:
+            continue
+        open_.add(key)
+        stack.append((node, True))
+        for kid in _children(node):
+            if id(kid) in open_:
+                raise YamlTooLarge("has an alias that refers to a node containing it")
+            if id(kid) not in done:
+                stack.append((kid, False))
+    return done[id(root)]
+
+
+def load_yaml_text(text: str) -> Any:
+    """``yaml.safe_load`` within the bounds above.
+
+    Raises:
+        YamlTooLarge: the text or its expansion is over the bounds.
+        yaml.YAMLError: the text is not YAML (or holds a value YAML cannot construct).
+    """
+    if len(text) > MAX_YAML_BYTES:
+        raise YamlTooLarge(f"is larger than {MAX_YAML_BYTES // 1024} KiB")
+    loader = BoundedLoader(text)
+    try:
+        return loader.get_single_data()
+    except ValueError as e:
+        # PyYAML lets a constructor's ValueError out: an integer over Python's digit
+        # limit, an impossible date. Report it as the YAML error it is.
+        problem = str(e).split(";")[0]
+        raise yaml.constructor.ConstructorError(None, None, problem) from None
+    finally:
+        loader.dispose()
+
+
 def parse_set(items: list[str]) -> dict[str, Any]:
     """Parse ``--set a.b=value`` items; values are read as YAML scalars."""
     out: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError("--set", f"expected KEY=VALUE, got {item!r}")
+            raise ConfigError("--set", f"expected KEY=VALUE, got {_short(item)}")
+        key = key.strip()
         try:
-            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+            out[key] = load_yaml_text(raw) if raw.strip() else None
+        except YamlTooLarge as e:
+            raise ConfigError(f"--set {key}", f"the value {e.reason}") from None
         except yaml.YAMLError:
-            out[key.strip()] = raw
+            out[key] = raw
     return out
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config file (``safe_load`` only)."""
+    """Read a YAML config file (``safe_load`` only, bounded: see :class:`BoundedLoader`)."""
     p = Path(path)
     if p.is_dir():
         raise ConfigError("--config", f"{p} is a folder, not a YAML file")
     if not p.is_file():
         raise ConfigError("--config", f"no such file: {p}")
+    limit = MAX_YAML_BYTES
+    if p.stat().st_size > limit:
+        raise ConfigError("--config", f"{p} is larger than {limit // 1024} KiB; not a config file")
+    with p.open("rb") as f:
+        raw = f.read(limit + 1)  # never more, even if the file grows meanwhile
+    if len(raw) > limit:
+        raise ConfigError("--config", f"{p} is larger than {limit // 1024} KiB; not a config file")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        data = load_yaml_text(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise ConfigError("--config", f"{p} is not a UTF-8 text file") from None
+    except YamlTooLarge as e:
+        raise ConfigError("--config", f"{p} {e.reason}") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -300,22 +442,48 @@ def load_config(
     return cfg
 
 
+# Bounds on counts that say how long a run takes: far beyond any real run, low enough
+# that a typo (an extra six zeros) is refused instead of running for ever.
+MAX_EPOCHS = 10_000_000
+
+
+def _check_number(key: str, value: float, low: float, high: float, *, open_high: bool) -> None:
+    """Refuse ``value`` outside ``[low, high]`` (or ``[low, high)``), NaN and infinities.
+
+    Written as ``not (low <= value ...)`` on purpose: NaN fails every comparison, so a
+    check written as ``value < low`` would let it through.
+    """
+    inside = low <= value < high if open_high else low <= value <= high
+    if not (inside and math.isfinite(value)):
+        what = f"lie in [{low:g}, {high:g}{')' if open_high else ']'}"
+        if high == math.inf:
+            what = f"be a finite number >= {low:g}"
+        raise ConfigError(key, f"must {what}, got {value}")
+
+
 def check_values(cfg: Config) -> None:
-    """Checks that need no registry: ranges of the training and model numbers."""
+    """Checks that need no registry: ranges of the training and model numbers.
+
+    Every float is checked for NaN and infinity too: each would pass a plain ``<``
+    comparison and only fail (or silently poison the weights) deep inside training.
+    """
     t = cfg.train
     for key, value in (("epochs", t.epochs), ("batch_size", t.batch_size)):
         if value <= 0:
             raise ConfigError(f"train.{key}", f"must be positive, got {value}")
-    if t.lr <= 0:
-        raise ConfigError("train.lr", f"must be positive, got {t.lr}")
-    if not 0.0 <= t.label_smoothing < 1.0:
-        raise ConfigError("train.label_smoothing", f"must lie in [0, 1), got {t.label_smoothing}")
-    if t.warmup_epochs < 0:
-        raise ConfigError("train.warmup_epochs", f"must be >= 0, got {t.warmup_epochs}")
-    for key in ("mixup", "cutmix"):
-        if getattr(t, key) < 0:
-            raise ConfigError(f"train.{key}", f"must be >= 0 (0 disables), got {getattr(t, key)}")
-    if t.grad_clip < 0:
-        raise ConfigError("train.grad_clip", f"must be >= 0 (0 disables), got {t.grad_clip}")
-    if cfg.model.dropout is not None and not 0.0 <= cfg.model.dropout < 1.0:
-        raise ConfigError("model.dropout", f"must lie in [0, 1), got {cfg.model.dropout}")
+    if t.epochs > MAX_EPOCHS:
+        raise ConfigError("train.epochs", f"{t.epochs} is more than the limit of {MAX_EPOCHS:,}")
+    if not (t.lr > 0 and math.isfinite(t.lr)):
+        raise ConfigError("train.lr", f"must be a positive finite number, got {t.lr}")
+    inf = math.inf
+    _check_number("train.weight_decay", t.weight_decay, 0.0, inf, open_high=False)
+    _check_number("train.min_lr_ratio", t.min_lr_ratio, 0.0, 1.0, open_high=False)
+    _check_number("train.label_smoothing", t.label_smoothing, 0.0, 1.0, open_high=True)
+    _check_number("train.warmup_epochs", t.warmup_epochs, 0.0, inf, open_high=False)
+    for key in ("mixup", "cutmix", "grad_clip"):  # 0 disables each
+        _check_number(f"train.{key}", getattr(t, key), 0.0, inf, open_high=False)
+    m = cfg.model
+    if m.dropout is not None:
+        _check_number("model.dropout", m.dropout, 0.0, 1.0, open_high=True)
+    if m.mlp_ratio is not None and not (m.mlp_ratio > 0 and math.isfinite(m.mlp_ratio)):
+        raise ConfigError("model.mlp_ratio", f"must be a positive finite number, got {m.mlp_ratio}")

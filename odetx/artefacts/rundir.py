@@ -106,8 +106,11 @@ class RunDir:
         return remove_stale_temps(self.path, names)
 
     def commit(self, payload: dict[str, Any]) -> None:
-        """Make an epoch durable (``last.pt``), then bring the rest in line with it."""
+        """Make an epoch durable: write ``last.pt``; then :meth:`derive` the rest."""
         save_checkpoint(self.last, payload)
+
+    def derive(self, payload: dict[str, Any]) -> None:
+        """Bring ``best.pt`` and ``metrics.csv`` in line with the epoch just committed."""
         if payload["best_epoch"] == payload["epoch"]:
             save_checkpoint(self.best, payload)
         self._write_rows(payload["history"])

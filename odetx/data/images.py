@@ -119,7 +119,7 @@ IMAGE_DATASETS.register(
         "cifar-10-batches-py",
         tuple(f"data_batch_{i}" for i in range(1, 6)),
         ("test_batch",),
-        functools.partial(read_cifar_batches, label_key="labels"),
+        functools.partial(read_cifar_batches, label_key="labels", num_classes=10),
         10,
         3,
         32,
@@ -139,7 +139,7 @@ IMAGE_DATASETS.register(
         "cifar-100-python",
         ("train",),
         ("test",),
-        functools.partial(read_cifar_batches, label_key="fine_labels"),
+        functools.partial(read_cifar_batches, label_key="fine_labels", num_classes=100),
         100,
         3,
         32,
@@ -238,14 +238,16 @@ def load(spec: ImageSpec, cfg) -> Splits:
     folder = root / spec.folder
     parts = [spec.read(folder, files) for files in (spec.train_files, spec.test_files)]
     shape = (spec.in_chans, spec.image_size, spec.image_size)
-    for images, labels in parts:
+    for (images, labels), files in zip(parts, (spec.train_files, spec.test_files), strict=True):
         if len(labels) == 0 or images.shape[1:] != shape:
             raise DataError(
-                f"{folder}: {len(labels)} images of shape {images.shape[1:]}, "
-                f"expected {shape} for {spec.name}"
+                f"{folder}: {len(labels)} images of shape {images.shape[1:]} in "
+                f"{', '.join(files)}, expected {shape} for {spec.name}"
             )
         if labels.min() < 0 or labels.max() >= spec.num_classes:
-            raise DataError(f"{folder}: labels outside 0..{spec.num_classes - 1}")
+            raise DataError(
+                f"{folder}: labels outside 0..{spec.num_classes - 1} in {', '.join(files)}"
+            )
     # np.array copies: IDX arrays are read-only views of the file's bytes.
     (train_x, train_y), (test_x, test_y) = (
         (torch.from_numpy(np.array(x)), torch.from_numpy(np.array(y))) for x, y in parts

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import csv
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from odetx.data.base import SPLITS, DataInfo, Splits
@@ -197,24 +197,82 @@ def write_generated(cfg, out: str | Path, force: bool = False) -> list[Path]:
     return write_splits(generate(cfg), out, force)
 
 
-def read_tsv(path: str | Path) -> tuple[list[list[int]], list[int]]:
-    """Token ids (parentheses dropped) and labels of one LRA ListOps TSV file."""
-    path = Path(path)
-    ids, labels = [], []
-    with path.open(newline="") as f:
-        rows = csv.reader(f, delimiter="\t")
+def _not_utf8(path: Path) -> DataError:
+    """The error for a file that fails to decode, naming the line of the first bad byte."""
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        return DataError(f"{path} cannot be read ({e.strerror or e})")
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return DataError(
+            f"{path}:1: the file is UTF-16 text (it starts with a byte-order mark); "
+            "ListOps files must be UTF-8"
+        )
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        return DataError(
+            f"{path}:{line}: not UTF-8 text (byte {e.start}, 0x{raw[e.start]:02x}); "
+            "ListOps files must be UTF-8"
+        )
+    return DataError(f"{path}: not UTF-8 text; ListOps files must be UTF-8")
+
+
+def _rows(path: Path, f) -> Iterator[tuple[int, list[str]]]:
+    """(line, fields) of every non-blank row after the header, which is checked here."""
+    rows = csv.reader(f, delimiter="\t")
+    try:
         header = next(rows, None)
+        if header is not None and header[:1] and header[0].startswith("\ufeff"):
+            header[0] = header[0][1:]  # a UTF-8 byte-order mark
         if header != HEADER:
             got = "an empty file" if header is None else repr("\t".join(header))
-            raise DataError(f"{path}: expected the header {'<TAB>'.join(HEADER)}, got {got}")
-        for line, row in enumerate(rows, start=2):
-            if len(row) != 2 or not row[1].strip().isdigit() or int(row[1]) > 9:
-                raise DataError(f"{path}:{line}: expected SOURCE<TAB>DIGIT, got {row!r:.80}")
-            try:
-                ids.append([TOKEN_ID[t] for t in row[0].split() if t not in PARENS])
-            except KeyError as e:
-                raise DataError(f"{path}:{line}: unknown token {e.args[0]!r}") from None
-            labels.append(int(row[1]))
+            raise DataError(f"{path}:1: expected the header {'<TAB>'.join(HEADER)}, got {got:.80}")
+        for row in rows:
+            if any("\0" in field for field in row):
+                raise DataError(
+                    f"{path}:{rows.line_num}: a NUL byte; the file is binary or corrupt, not a TSV"
+                )
+            if row:  # blank lines are skipped
+                yield rows.line_num, row
+    except csv.Error as e:
+        raise DataError(f"{path}:{rows.line_num + 1}: not a readable TSV row ({e})") from None
+
+
+def read_tsv(path: str | Path) -> tuple[list[list[int]], list[int]]:
+    """Token ids (parentheses dropped) and labels of one LRA ListOps TSV file.
+
+    Anything but the layout :func:`write_tsv` writes (the header, then rows of a source
+    of known tokens, a tab and one ASCII digit; UTF-8) is a :class:`DataError` naming
+    the file and line. Blank lines are skipped; a file with no example is refused.
+    """
+    path = Path(path)
+    ids, labels = [], []
+    # csv refuses fields over 128 KiB by default; an expression may be as long as the file.
+    old_limit = csv.field_size_limit()
+    try:
+        csv.field_size_limit(max(old_limit, min(path.stat().st_size + 1, 2**31 - 1)))
+        with path.open(encoding="utf-8", newline="") as f:
+            for line, row in _rows(path, f):
+                if len(row) != 2 or row[1].strip() not in DIGITS:
+                    raise DataError(f"{path}:{line}: expected SOURCE<TAB>DIGIT, got {row!r:.80}")
+                try:
+                    seq = [TOKEN_ID[t] for t in row[0].split() if t not in PARENS]
+                except KeyError as e:
+                    raise DataError(f"{path}:{line}: unknown token {e.args[0]!r:.40}") from None
+                if not seq:
+                    raise DataError(f"{path}:{line}: an empty expression")
+                ids.append(seq)
+                labels.append(int(row[1]))
+    except UnicodeDecodeError:
+        raise _not_utf8(path) from None
+    except OSError as e:
+        raise DataError(f"{path} cannot be read ({e.strerror or e})") from None
+    finally:
+        csv.field_size_limit(old_limit)
+    if not labels:
+        raise DataError(f"{path} holds no examples, only the header")
     return ids, labels
 
 

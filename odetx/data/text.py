@@ -142,12 +142,31 @@ def split_by_position(text: str) -> dict[str, str]:
 
 
 def _read(path: Path) -> str:
+    """The UTF-8 text of ``path``; an empty, binary (NUL bytes), UTF-16 or otherwise
+    undecodable file is a :class:`DataError` naming it."""
     try:
-        return path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as e:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise DataError(f"{path} cannot be read ({e.strerror or e})") from None
+    if not raw:
+        raise DataError(f"{path} is empty (0 bytes): there is no text to read")
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise DataError(
-            f"{path} is not UTF-8 text (byte {e.start}); text data must be UTF-8"
+            f"{path} is UTF-16 text (it starts with a byte-order mark); text data must be "
+            "UTF-8 (convert it, e.g. iconv -f UTF-16 -t UTF-8)"
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise DataError(
+            f"{path} is not UTF-8 text (byte {e.start}, 0x{raw[e.start]:02x}, on line {line}); "
+            "text data must be UTF-8"
         ) from None
+    nul = raw.find(b"\0")
+    if nul >= 0:
+        raise DataError(f"{path} holds a NUL byte (byte {nul}): a binary or corrupt file, not text")
+    return text
 
 
 def read_files(root: str | None) -> dict[str, str]:

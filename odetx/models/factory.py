@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from torch import nn
 
@@ -95,6 +96,80 @@ def build_model(model: ModelConfig, solver: SolverConfig, info: DataInfo) -> nn.
         raise ValueError(f"build_model takes a resolved ModelConfig; {unresolved} are unset")
     check_fits(model, info)
     return BACKBONES[PRESETS[model.preset].backbone](model, solver, info)
+
+
+# ---------------------------------------------------------------- size estimates
+#
+# From the config alone, in floats (nothing is allocated, and an absurd size gives a
+# large float or inf, never an OverflowError), so that a typo such as model.dim=1000000
+# is refused with its size before torch tries to allocate it.
+
+
+def _num(value: float) -> float:
+    """``float(value)``; inf where a huge int has no float."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
+
+
+def _finite_or_inf(value: float) -> float:
+    return math.inf if math.isnan(value) else value  # inf * 0 from an absurd size
+
+
+def tokens_per_example(model: ModelConfig, info: DataInfo) -> float:
+    """Tokens the stack sees per example: patches + class token, padded length, or window."""
+    backbone = PRESETS[model.preset].backbone
+    if backbone == "vit":
+        side = info.image_size // model.patch_size if model.patch_size > 0 else 0
+        return _num(side) ** 2 + 1
+    if backbone == "encoder":
+        return _num(POOLS[model.pool].prefix) + _num(info.max_len)
+    return _num(info.max_len)
+
+
+def estimate_params(model: ModelConfig, info: DataInfo) -> float:
+    """About the parameter count :func:`build_model` gives a resolved ``model`` on ``info``.
+
+    Per group, attention ``4·dim²`` (Q, K, V and output projections) plus MLP
+    ``2·dim·hidden`` plus biases and norms; times the groups; plus embeddings and head.
+    Within a few parameters of the built model for the built-in backbones (the tests
+    compare them); a backbone registered elsewhere is counted by its stack alone.
+    """
+    d, groups = _num(model.dim), _num(model.groups)
+    h = d * model.mlp_ratio
+    per_group = 4 * d * d + 2 * d * h + h + 9 * d
+    classes = _num(info.num_classes)
+    backbone = PRESETS[model.preset].backbone
+    tokens = tokens_per_example(model, info)
+    embed, head = 0.0, 0.0
+    if backbone == "vit":
+        p = _num(model.patch_size)
+        embed = _num(info.in_chans) * p * p * d + d + tokens * d  # patches, class token, positions
+        head = d * classes + classes
+    elif backbone == "encoder":
+        embed = _num(info.vocab_size) * d + tokens * d + d  # tokens, positions, class token
+        head = d * classes + classes
+    elif backbone == "gpt":  # the head is the token embedding, tied
+        embed = _num(info.vocab_size) * d + _num(model.context) * d
+    return _finite_or_inf(groups * per_group + embed + 2 * d + head)
+
+
+def estimate_activations(model: ModelConfig, info: DataInfo, evaluations: float) -> float:
+    """About the values autograd keeps for one example through ``evaluations`` full-field
+    evaluations (A + M; a split sub-field counts half, as in the NFE).
+
+    Per token and evaluation: the norm's input and output, Q/K/V, the attention output
+    (``6·dim``) and the MLP's hidden layer before and after GELU (``2·hidden``).
+    Attention scores are not counted (fused attention kernels never store them), so
+    this errs low: it is meant to refuse what cannot fit, never what might.
+    """
+    d = _num(model.dim)
+    tokens = tokens_per_example(model, info)
+    kept = tokens * evaluations * (6 * d + 2 * d * model.mlp_ratio) + 2 * tokens * d
+    if PRESETS[model.preset].backbone == "gpt":
+        kept += 2 * tokens * _num(info.vocab_size)  # logits and their gradient
+    return _finite_or_inf(kept)
 
 
 def count_params(model: nn.Module) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from torch import nn
@@ -33,12 +34,19 @@ for _name, _m in ADAPTIVE.items():
 
 ADAPTIVE_NAMES = ", ".join(ADAPTIVE.names())
 
+# Far beyond any useful integration (each step is a pass through a whole layer), low
+# enough that a typo is refused at once instead of running for days or allocating the
+# activations of a billion steps.
+MAX_STEPS = 1_000_000
+
 
 def validate_solver(cfg: SolverConfig) -> None:
     """Refuse solver options that do not apply or make no sense (torchdiffeq only warns)."""
     info = SOLVERS.lookup(cfg.method, "solver.method")
     if cfg.steps <= 0:
         raise ConfigError("solver.steps", f"must be a positive integer, got {cfg.steps}")
+    if cfg.steps > MAX_STEPS:
+        raise ConfigError("solver.steps", f"{cfg.steps} is more than the limit of {MAX_STEPS:,}")
     if not info.adaptive:
         for key in ("rtol", "atol", "max_num_steps"):
             if getattr(cfg, key) is not None:
@@ -56,10 +64,14 @@ def validate_solver(cfg: SolverConfig) -> None:
         return
     for key in ("rtol", "atol"):
         value = getattr(cfg, key)
-        if value is not None and value <= 0:
-            raise ConfigError(f"solver.{key}", f"must be positive, got {value}")
-    if cfg.max_num_steps is not None and cfg.max_num_steps <= 0:
-        raise ConfigError("solver.max_num_steps", f"must be positive, got {cfg.max_num_steps}")
+        # Written so that NaN (false in every comparison) is refused too.
+        if value is not None and not (value > 0 and math.isfinite(value)):
+            raise ConfigError(f"solver.{key}", f"must be a positive finite number, got {value}")
+    n = cfg.max_num_steps
+    if n is not None and not 0 < n <= MAX_STEPS:
+        raise ConfigError(
+            "solver.max_num_steps", f"must lie in 1..{MAX_STEPS:,}, got {cfg.max_num_steps}"
+        )
 
 
 def resolve_solver(cfg: SolverConfig) -> SolverConfig:

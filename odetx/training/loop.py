@@ -292,7 +292,9 @@ class Trainer:
             )
             if self.dist.is_main:
                 self.run.commit(payload)
-            self.saved_epoch = p.epoch
+            self.saved_epoch = p.epoch  # from here a resume continues after this epoch
+            if self.dist.is_main:
+                self.run.derive(payload)
             self.reporter.epoch_end(row)
             for callback in self.callbacks:
                 callback(p.epoch, row)
