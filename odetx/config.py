@@ -98,6 +98,7 @@ class TrainConfig:
     device: str = "auto"
     amp: str = "off"  # autocast: off, bf16 or fp16 (fp16 adds a gradient scaler)
     compile: bool = False  # torch.compile the model
+    threads: int = 0  # torch intra-op threads per process; 0 chooses from free cores
     out: str | None = None
 
 
@@ -118,6 +119,7 @@ MACHINE_KEYS = (
     "train.out",
     "train.device",
     "train.compile",
+    "train.threads",
     "data.root",
     "data.download",
     "data.num_workers",
@@ -472,7 +474,7 @@ def check_values(cfg: Config) -> None:
         if value <= 0:
             raise ConfigError(f"train.{key}", f"must be positive, got {value}")
     if t.epochs > MAX_EPOCHS:
-        raise ConfigError("train.epochs", f"{t.epochs} is more than the limit of {MAX_EPOCHS:,}")
+        raise ConfigError("train.epochs", f"must be at most {MAX_EPOCHS:,}")
     if not (t.lr > 0 and math.isfinite(t.lr)):
         raise ConfigError("train.lr", f"must be a positive finite number, got {t.lr}")
     inf = math.inf

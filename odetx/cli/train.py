@@ -92,6 +92,14 @@ def train(
             "--compile/--no-compile", help="torch.compile the model.", rich_help_panel=PERF
         ),
     ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="torch threads per process (0: choose from the cores other processes leave).",
+            rich_help_panel=PERF,
+        ),
+    ] = None,
     nproc: Annotated[
         int,
         typer.Option(
@@ -131,6 +139,7 @@ def train(
         "train.out": str(out) if out else None,
         "train.amp": amp.value if amp else None,
         "train.compile": compile_,
+        "train.threads": threads,
     }
     overrides = {k: v for k, v in flags.items() if v is not None}
     overrides.update(parse_set(set_ or []))

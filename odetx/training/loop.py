@@ -33,6 +33,7 @@ from odetx.runtime.compile import graph_breaks
 from odetx.runtime.device import resolve_device
 from odetx.runtime.loaders import make_loader, shard
 from odetx.runtime.precision import amp_label, autocast, grad_scaler
+from odetx.runtime.threads import apply_threads
 from odetx.training.mixing import MixedTargets, mix_batch
 from odetx.training.optim import param_groups
 from odetx.training.reporting import NullReporter, Reporter
@@ -71,6 +72,7 @@ class Trainer:
 
     def _setup(self) -> None:
         cfg, t, d = self.cfg, self.cfg.train, self.dist
+        self.threads = apply_threads(t.threads, d.world_size)
         torch.manual_seed(t.seed)
         entry = DATASETS[cfg.data.name]
         self.info: DataInfo = entry.info(cfg.data)
@@ -232,6 +234,7 @@ class Trainer:
                 "dim": cfg.model.dim,
                 "params": count_params(self.model),
                 "device": str(self.device),
+                "threads": f"{self.threads.count} ({self.threads.why})",
                 # Only what differs from plain float32 eager training on one process.
                 **({"fused layer": True} if cfg.model.fused else {}),
                 **(
@@ -327,6 +330,7 @@ class Trainer:
             "wall_time_s": wall,
             "device": str(self.device),
             "processes": self.dist.world_size,
+            "threads": self.threads.count,
             "amp": cfg.train.amp,
             "torch": torch.__version__,
         }
