@@ -28,8 +28,8 @@ def captured(monkeypatch):
     class FakeTrainer:
         dist = Dist()
 
-        def __init__(self, cfg, run_dir, ckpt=None, reporter=None):
-            seen.update(cfg=cfg, run_dir=run_dir, ckpt=ckpt)
+        def __init__(self, cfg, run_dir, ckpt=None, reporter=None, force=False):
+            seen.update(cfg=cfg, run_dir=run_dir, ckpt=ckpt, force=force)
             self.run = RunDir(run_dir)
 
         def fit(self):
