@@ -150,3 +150,32 @@ def test_a_lost_best_pt_is_restored_from_last_pt_when_it_was_the_best_epoch(tmp_
     Trainer(plan.config, plan.run_dir, plan.checkpoint).fit()
     assert load_checkpoint(run / "best.pt")["epoch"] == 1
     assert [r["epoch"] for r in rows(run)] == ["1"]
+
+
+@pytest.mark.parametrize(
+    "damage, needle",
+    [
+        (lambda c: c.pop("optimizer"), "lacks 'optimizer'"),
+        (lambda c: c.pop("rng"), "lacks 'rng'"),
+        (lambda c: c["rng"].update(torch=torch.zeros(3), ranks=[torch.zeros(3)]), "cannot resume"),
+        (lambda c: c["model"].pop(next(iter(c["model"]))), "cannot resume"),
+        (lambda c: c.update(epoch="two"), "epoch"),
+        (lambda c: c.update(best_epoch=99), "best epoch 99"),
+    ],
+    ids=["no-optimizer", "no-rng", "bad-rng", "missing-weight", "epoch-text", "best-after"],
+)
+def test_a_checkpoint_that_cannot_be_resumed_is_one_line(tmp_path, tiny_config, damage, needle):
+    from odetx.artefacts import save_checkpoint
+    from odetx.errors import CheckpointError
+
+    run = tmp_path / "run"
+    Trainer(tiny_config(train__epochs=1), run).fit()
+    ckpt = load_checkpoint(run / "last.pt")
+    damage(ckpt)
+    save_checkpoint(run / "last.pt", {k: v for k, v in ckpt.items() if k not in {"format"}})
+    before = (run / "metrics.csv").read_bytes()
+    with pytest.raises(CheckpointError, match=needle) as err:
+        plan = prepare_resume(run, {"train.epochs": 2})
+        Trainer(plan.config, plan.run_dir, plan.checkpoint).fit()
+    assert "\n" not in str(err.value)
+    assert (run / "metrics.csv").read_bytes() == before  # nothing already written is lost

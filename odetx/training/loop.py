@@ -98,7 +98,9 @@ class Trainer:
             self.lock.acquire()
             self.run.clean()
         if self.ckpt is not None:
-            self.progress = restore(self.ckpt, self.model, self.optimizer, self.scaler, d, t.seed)
+            self.progress = restore(
+                self.ckpt, self.model, self.optimizer, self.scaler, d, t.seed, str(self.run.last)
+            )
             if d.is_main:
                 self.run.sync(self.ckpt)
                 if "history" not in self.ckpt:  # written before checkpoints kept their rows

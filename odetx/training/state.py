@@ -12,6 +12,7 @@ from torch import nn
 
 from odetx.config import Config
 from odetx.data.base import DataInfo
+from odetx.errors import CheckpointError
 from odetx.models import count_params
 from odetx.runtime.distributed import Dist
 
@@ -72,23 +73,41 @@ def restore(
     scaler: torch.amp.GradScaler,
     dist: Dist,
     seed: int,
+    source: str = "the checkpoint",
 ) -> Progress:
-    """Load a :func:`snapshot` into the live objects; returns the progress it saved."""
-    model.load_state_dict(ckpt["model"])
-    optimizer.load_state_dict(ckpt["optimizer"])
-    if "scaler" in ckpt:
-        scaler.load_state_dict(ckpt["scaler"])
-    states = ckpt["rng"].get("ranks", [ckpt["rng"]["torch"]])
-    if len(states) == dist.world_size:
-        torch.set_rng_state(states[dist.rank])
-    else:  # resumed on another number of processes: a fresh, distinct stream per rank
-        torch.manual_seed(rank_seed(seed, dist.rank, ckpt["epoch"]))
-    return Progress(
-        ckpt["epoch"],
-        ckpt["step"],
-        ckpt["best_val_acc"],
-        ckpt["best_epoch"],
-        ckpt.get("wall_time_s", 0.0),
-        ckpt.get("best_val_loss", math.inf),
-        list(ckpt.get("history", [])),
-    )
+    """Load a :func:`snapshot` into the live objects; returns the progress it saved.
+
+    Raises:
+        CheckpointError: the checkpoint lacks a part a resume needs (optimiser, RNG
+            state, progress), or its weights or optimiser do not fit the model.
+    """
+    try:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        if "scaler" in ckpt:
+            scaler.load_state_dict(ckpt["scaler"])
+        states = ckpt["rng"].get("ranks", [ckpt["rng"]["torch"]])
+        if len(states) == dist.world_size:
+            torch.set_rng_state(states[dist.rank])
+        else:  # resumed on another number of processes: a fresh, distinct stream per rank
+            torch.manual_seed(rank_seed(seed, dist.rank, ckpt["epoch"]))
+        progress = Progress(
+            int(ckpt["epoch"]),
+            int(ckpt["step"]),
+            float(ckpt["best_val_acc"]),
+            int(ckpt["best_epoch"]),
+            float(ckpt.get("wall_time_s", 0.0)),
+            float(ckpt.get("best_val_loss", math.inf)),
+            list(ckpt.get("history", [])),
+        )
+    except KeyError as e:
+        raise CheckpointError(f"cannot resume from {source}: it lacks {e.args[0]!r}") from None
+    except (TypeError, ValueError, RuntimeError, AttributeError, IndexError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise CheckpointError(f"cannot resume from {source}: {first[:200]}") from None
+    if not 0 <= progress.best_epoch <= progress.epoch:
+        raise CheckpointError(
+            f"cannot resume from {source}: best epoch {progress.best_epoch} is not between "
+            f"0 and its epoch {progress.epoch}"
+        )
+    return progress
