@@ -179,3 +179,29 @@ def test_a_checkpoint_that_cannot_be_resumed_is_one_line(tmp_path, tiny_config, 
         Trainer(plan.config, plan.run_dir, plan.checkpoint).fit()
     assert "\n" not in str(err.value)
     assert (run / "metrics.csv").read_bytes() == before  # nothing already written is lost
+
+
+def test_a_failed_checkpoint_write_names_the_file_and_keeps_the_previous_one(
+    tmp_path, tiny_config, monkeypatch
+):
+    import errno
+
+    from odetx.artefacts import save_checkpoint
+    from odetx.errors import CheckpointError
+
+    run = tmp_path / "run"
+    Trainer(tiny_config(train__epochs=1), run).fit()
+    before = (run / "last.pt").read_bytes()
+
+    def full(obj, f, *args, **kwargs):
+        f.write(b"PK\x03\x04 partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(CheckpointError) as err:
+        save_checkpoint(run / "last.pt", {"epoch": 2})
+    assert str(err.value) == (
+        f"cannot write {run / 'last.pt'}: No space left on device; the previous last.pt is kept"
+    )
+    assert (run / "last.pt").read_bytes() == before
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
