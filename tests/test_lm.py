@@ -2,6 +2,7 @@
 gradients, the tied head, a tiny end-to-end run and the context check."""
 
 import csv
+import dataclasses
 import math
 
 import pytest
@@ -341,9 +342,12 @@ def lm_config(**overrides):
 
 
 def test_a_data_context_longer_than_the_model_context_is_refused():
-    cfg = lm_config(**{"data.context": 129})  # gpt-tiny reads 128 positions
-    info = DATASETS["text"].info(cfg.data)  # byte vocabulary: no files needed
-    assert info.max_len == 129
+    with pytest.raises(ConfigError) as err:  # refused while the config resolves
+        lm_config(**{"data.context": 129})  # gpt-tiny reads 128 positions
+    assert err.value.key == "data.context" and "129" in str(err.value)
+    cfg = lm_config()
+    # Library use builds from a DataInfo: the model checks it too.
+    info = dataclasses.replace(DATASETS["text"].info(cfg.data), max_len=129)
     with pytest.raises(ConfigError) as err:
         check_fits(cfg.model, info)
     assert err.value.key == "data.context"

@@ -4,6 +4,7 @@ from odetx.models.archs import ARCHS, Arch
 from odetx.models.factory import (
     BACKBONES,
     build_model,
+    check_context,
     check_fits,
     check_kind,
     count_params,
@@ -18,6 +19,7 @@ __all__ = [
     "PRESETS",
     "Preset",
     "build_model",
+    "check_context",
     "check_fits",
     "check_kind",
     "count_params",

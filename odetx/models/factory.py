@@ -73,15 +73,21 @@ def check_kind(cfg: ModelConfig, kind: str) -> None:
         )
 
 
+def check_context(cfg: ModelConfig, context: int) -> None:
+    """Refuse text windows longer than a language model's positions."""
+    if context > cfg.context:
+        raise ConfigError(
+            "data.context",
+            f"{context} tokens is longer than the {cfg.context} positions of model "
+            f"{cfg.preset} (raise model.context or shorten data.context)",
+        )
+
+
 def check_fits(cfg: ModelConfig, info: DataInfo) -> None:
     """Data-dependent checks of a resolved config (e.g. patches must tile the image)."""
     check_kind(cfg, info.kind)
-    if info.kind == "text" and info.max_len > cfg.context:
-        raise ConfigError(
-            "data.context",
-            f"{info.max_len} tokens is longer than the {cfg.context} positions of model "
-            f"{cfg.preset} (raise model.context or shorten data.context)",
-        )
+    if info.kind == "text":
+        check_context(cfg, info.max_len)
     if info.kind == "image" and info.image_size % cfg.patch_size:
         raise ConfigError(
             "model.patch_size",
@@ -105,7 +111,7 @@ def build_model(model: ModelConfig, solver: SolverConfig, info: DataInfo) -> nn.
 # is refused with its size before torch tries to allocate it.
 
 
-def _num(value: float) -> float:
+def to_float(value: float) -> float:
     """``float(value)``; inf where a huge int has no float."""
     try:
         return float(value)
@@ -122,10 +128,10 @@ def tokens_per_example(model: ModelConfig, info: DataInfo) -> float:
     backbone = PRESETS[model.preset].backbone
     if backbone == "vit":
         side = info.image_size // model.patch_size if model.patch_size > 0 else 0
-        return _num(side) ** 2 + 1
+        return to_float(side) ** 2 + 1
     if backbone == "encoder":
-        return _num(POOLS[model.pool].prefix) + _num(info.max_len)
-    return _num(info.max_len)
+        return to_float(POOLS[model.pool].prefix) + to_float(info.max_len)
+    return to_float(info.max_len)
 
 
 def estimate_params(model: ModelConfig, info: DataInfo) -> float:
@@ -136,22 +142,25 @@ def estimate_params(model: ModelConfig, info: DataInfo) -> float:
     Within a few parameters of the built model for the built-in backbones (the tests
     compare them); a backbone registered elsewhere is counted by its stack alone.
     """
-    d, groups = _num(model.dim), _num(model.groups)
+    d, groups = to_float(model.dim), to_float(model.groups)
     h = d * model.mlp_ratio
-    per_group = 4 * d * d + 2 * d * h + h + 9 * d
-    classes = _num(info.num_classes)
+    # Biases of Q/K/V (if any), of the output projection and fc2; one or two LayerNorms.
+    norms = 1 if model.shared_norm else 2
+    per_group = 4 * d * d + 2 * d * h + h + d * (3 * model.qkv_bias + 2 + 2 * norms)
+    classes = to_float(info.num_classes)
     backbone = PRESETS[model.preset].backbone
     tokens = tokens_per_example(model, info)
     embed, head = 0.0, 0.0
     if backbone == "vit":
-        p = _num(model.patch_size)
-        embed = _num(info.in_chans) * p * p * d + d + tokens * d  # patches, class token, positions
+        p = to_float(model.patch_size)
+        # Patch projection, class token, positions.
+        embed = to_float(info.in_chans) * p * p * d + d + tokens * d
         head = d * classes + classes
     elif backbone == "encoder":
-        embed = _num(info.vocab_size) * d + tokens * d + d  # tokens, positions, class token
+        embed = to_float(info.vocab_size) * d + tokens * d + d  # tokens, positions, class token
         head = d * classes + classes
     elif backbone == "gpt":  # the head is the token embedding, tied
-        embed = _num(info.vocab_size) * d + _num(model.context) * d
+        embed = to_float(info.vocab_size) * d + to_float(model.context) * d
     return _finite_or_inf(groups * per_group + embed + 2 * d + head)
 
 
@@ -164,11 +173,11 @@ def estimate_activations(model: ModelConfig, info: DataInfo, evaluations: float)
     Attention scores are not counted (fused attention kernels never store them), so
     this errs low: it is meant to refuse what cannot fit, never what might.
     """
-    d = _num(model.dim)
+    d = to_float(model.dim)
     tokens = tokens_per_example(model, info)
     kept = tokens * evaluations * (6 * d + 2 * d * model.mlp_ratio) + 2 * tokens * d
     if PRESETS[model.preset].backbone == "gpt":
-        kept += 2 * tokens * _num(info.vocab_size)  # logits and their gradient
+        kept += 2 * tokens * to_float(info.vocab_size)  # logits and their gradient
     return _finite_or_inf(kept)
 
 

@@ -46,7 +46,7 @@ def validate_solver(cfg: SolverConfig) -> None:
     if cfg.steps <= 0:
         raise ConfigError("solver.steps", f"must be a positive integer, got {cfg.steps}")
     if cfg.steps > MAX_STEPS:
-        raise ConfigError("solver.steps", f"{cfg.steps} is more than the limit of {MAX_STEPS:,}")
+        raise ConfigError("solver.steps", f"must be at most {MAX_STEPS:,}")
     if not info.adaptive:
         for key in ("rtol", "atol", "max_num_steps"):
             if getattr(cfg, key) is not None:
