@@ -463,6 +463,10 @@ def _check_number(key: str, value: float, low: float, high: float, *, open_high:
         raise ConfigError(key, f"must {what}, got {value}")
 
 
+MAX_EXAMPLES = 100_000_000
+MAX_LENGTH = 1_000_000
+
+
 def check_values(cfg: Config) -> None:
     """Checks that need no registry: ranges of the training and model numbers.
 
@@ -484,6 +488,19 @@ def check_values(cfg: Config) -> None:
     _check_number("train.warmup_epochs", t.warmup_epochs, 0.0, inf, open_high=False)
     for key in ("mixup", "cutmix", "grad_clip"):  # 0 disables each
         _check_number(f"train.{key}", getattr(t, key), 0.0, inf, open_high=False)
+    if t.threads < 0:
+        raise ConfigError("train.threads", f"must be >= 0 (0 chooses), got {t.threads}")
+    if not 0 <= t.seed < 2**63:  # torch's seeds are 64-bit
+        raise ConfigError("train.seed", f"must lie in [0, 2**63), got {t.seed}")
+    d = cfg.data
+    for key in ("train_size", "val_size", "test_size", "train_windows"):
+        if getattr(d, key) > MAX_EXAMPLES:  # generated or drawn up front, in memory
+            raise ConfigError(
+                f"data.{key}", f"{getattr(d, key)} is over the limit, {MAX_EXAMPLES:,}"
+            )
+    for key in ("max_depth", "max_args"):  # the generator recurses and loops on these
+        if getattr(d, key) > MAX_LENGTH:
+            raise ConfigError(f"data.{key}", f"{getattr(d, key)} is over the limit, {MAX_LENGTH:,}")
     m = cfg.model
     if m.dropout is not None:
         _check_number("model.dropout", m.dropout, 0.0, 1.0, open_high=True)

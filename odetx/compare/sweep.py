@@ -34,7 +34,15 @@ from typing import Any
 import yaml
 
 from odetx.artefacts import RunDir
-from odetx.config import MACHINE_KEYS, Config, flatten, merge, read_yaml
+from odetx.config import (
+    MACHINE_KEYS,
+    Config,
+    YamlTooLarge,
+    flatten,
+    load_yaml_text,
+    merge,
+    read_yaml,
+)
 from odetx.errors import ConfigError, Interrupted, OdetxError
 from odetx.resolve import build_config
 from odetx.training import Trainer, prepare_resume
@@ -199,8 +207,8 @@ def plan(cells: list[Cell]) -> list[str]:
             continue
         if run.is_complete() or run.last.exists():
             try:
-                tree = yaml.safe_load(run.config.read_text()) or {}
-            except (OSError, yaml.YAMLError) as e:
+                tree = load_yaml_text(run.config.read_text(encoding="utf-8")) or {}
+            except (OSError, UnicodeDecodeError, yaml.YAMLError, YamlTooLarge) as e:
                 raise OdetxError(f"cannot read {run.config}: {e}") from None
             _check_same(run, tree, cell)
         statuses.append(

@@ -42,8 +42,10 @@ def resolve_model(cfg: ModelConfig) -> ModelConfig:
             raise ConfigError(
                 f"model.{key}", f"must be a positive integer, got {getattr(cfg, key)}"
             )
-    if cfg.mlp_ratio <= 0:
-        raise ConfigError("model.mlp_ratio", f"must be positive, got {cfg.mlp_ratio}")
+    if not to_float(cfg.dim) * cfg.mlp_ratio >= 1:  # also refuses NaN
+        raise ConfigError(
+            "model.mlp_ratio", f"{cfg.mlp_ratio} gives the MLP no hidden unit at dim {cfg.dim}"
+        )
     if cfg.depth % cfg.groups:
         raise ConfigError("model.groups", f"{cfg.groups} does not divide model.depth {cfg.depth}")
     if cfg.dim % cfg.heads:
