@@ -205,3 +205,13 @@ def test_a_failed_checkpoint_write_names_the_file_and_keeps_the_previous_one(
     )
     assert (run / "last.pt").read_bytes() == before
     assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_an_export_removes_what_a_killed_export_left(tmp_path, tiny_config):
+    from odetx.export import export_checkpoint
+
+    Trainer(tiny_config(train__epochs=1), tmp_path / "run").fit()
+    stale = tmp_path / ".model.pt2.k1ll3d.tmp"
+    stale.write_bytes(b"half an artefact")
+    export_checkpoint(tmp_path / "run", tmp_path / "model.pt2")
+    assert (tmp_path / "model.pt2").is_file() and not stale.exists()

@@ -24,7 +24,7 @@ from odetx.evaluation import LoadedModel, load_model
 from odetx.export.check import Latency, Parity, check_parity, measure_latency
 from odetx.export.formats import FORMATS, ExportFormat, format_for
 from odetx.export.inputs import EXAMPLE_BATCH, input_spec
-from odetx.io import atomic_write
+from odetx.io import atomic_write, remove_stale_temps
 from odetx.solvers import SOLVERS
 
 DEFAULT_FORMAT = "torchscript"
@@ -205,6 +205,7 @@ def export_checkpoint(
 
     gen = torch.Generator().manual_seed(1)  # fresh inputs, unlike the traced example
     batches = {b: spec.sample(b, gen, short=i % 2 == 1) for i, b in enumerate(batch_sizes)}
+    remove_stale_temps(out.parent, (out.name,))  # what a killed export left behind
     try:
         with atomic_write(out) as (f, tmp):
             format_.save(artefact, f, metadata(loaded, format_, signature))
