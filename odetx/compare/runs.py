@@ -13,6 +13,7 @@ from __future__ import annotations
 import glob
 import itertools
 import json
+import math
 import statistics
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 import yaml
 
 from odetx.compare.table import Column, ResultTable
-from odetx.config import MACHINE_KEYS, flatten
+from odetx.config import MACHINE_KEYS, MAX_YAML_BYTES, YamlTooLarge, flatten, load_yaml_text
 from odetx.errors import OdetxError
 
 SEED = "train.seed"
@@ -112,22 +113,132 @@ def expand(patterns: list[str]) -> tuple[list[Path], list[Path]]:
     return list(dict.fromkeys(found)), list(dict.fromkeys(unfinished))
 
 
-def read_run(path: Path) -> dict[str, Any]:
-    """One run's metrics (from ``summary.json``) and flattened config (``config.yaml``)."""
+class RunError(OdetxError):
+    """One run directory that cannot be tabulated; ``reason`` says why, without the path."""
+
+    def __init__(self, run: Path, reason: str) -> None:
+        self.run, self.reason = run, reason
+        super().__init__(f"cannot read the run in {run}: {reason}")
+
+
+def _short(e: BaseException, limit: int = 160) -> str:
+    """An exception's message as one short line."""
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    mark = getattr(e, "problem_mark", None)
+    problem = getattr(e, "problem", None) or _short(e)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}{problem}"
+
+
+def _kind(value: Any, json_terms: bool = False) -> str:
+    """What ``value`` is, in the words of the file it came from (JSON or YAML)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "an array" if json_terms else "a list"
+    if isinstance(value, dict):
+        return "an object" if json_terms else "a mapping"
+    return f"a {type(value).__name__}"
+
+
+def _is_number(value: Any) -> bool:
+    """A JSON number that is also a float (an int of 400 digits is not)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return isinstance(value, float) or abs(value) < 2**1000
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
+# summary.json entries read here: a metric must be a number (or absent / null).
+SUMMARY_NUMBERS = ("params", "best_val_acc", "nfe_forward", "wall_time_s")
+SUMMARY_RESULTS = ("test", "test_last")  # each a mapping holding "acc" and/or "bpb"
+
+
+def _read_summary(path: Path) -> dict[str, Any]:
+    file = path / "summary.json"
     try:
-        summary = json.loads((path / "summary.json").read_text())
-        config = {}
-        if (path / "config.yaml").is_file():
-            config = flatten(yaml.safe_load((path / "config.yaml").read_text()) or {})
-    except (OSError, json.JSONDecodeError, yaml.YAMLError, AttributeError) as e:
-        raise OdetxError(f"cannot read the run in {path}: {e}") from None
+        summary = json.loads(file.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise RunError(path, f"summary.json cannot be read ({e.strerror or _short(e)})") from None
+    except UnicodeDecodeError:
+        raise RunError(path, "summary.json is not UTF-8 text") from None
+    except (ValueError, RecursionError) as e:
+        raise RunError(path, f"summary.json is not valid JSON ({_short(e)})") from None
     if not isinstance(summary, dict):
-        raise OdetxError(f"cannot read the run in {path}: summary.json holds no record")
+        raise RunError(path, f"summary.json holds {_kind(summary, True)}, not an object")
+    for key in SUMMARY_NUMBERS:
+        if summary.get(key) is not None and not _is_number(summary[key]):
+            raise RunError(path, f"summary.json: {key} is {summary[key]!r:.40}, not a number")
+    for key in SUMMARY_RESULTS:
+        part = summary.get(key)
+        if part is None:
+            continue
+        if not isinstance(part, dict):
+            raise RunError(path, f"summary.json: {key} is {part!r:.40}, not an object")
+        for metric in ("acc", "bpb"):
+            if part.get(metric) is not None and not _is_number(part[metric]):
+                raise RunError(
+                    path, f"summary.json: {key}.{metric} is {part[metric]!r:.40}, not a number"
+                )
+    return summary
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    file = path / "config.yaml"
+    if not file.is_file():
+        return {}
+    try:
+        if file.stat().st_size > MAX_YAML_BYTES:
+            raise YamlTooLarge(f"is larger than {MAX_YAML_BYTES // 1024} KiB")
+        tree = load_yaml_text(file.read_text(encoding="utf-8"))  # bounded: no alias bombs
+    except YamlTooLarge as e:
+        raise RunError(path, f"config.yaml {e.reason}") from None
+    except OSError as e:
+        raise RunError(path, f"config.yaml cannot be read ({e.strerror or _short(e)})") from None
+    except UnicodeDecodeError:
+        raise RunError(path, "config.yaml is not UTF-8 text") from None
+    except yaml.YAMLError as e:
+        raise RunError(path, f"config.yaml is not valid YAML ({_yaml_problem(e)})") from None
+    except (ValueError, RecursionError) as e:
+        raise RunError(path, f"config.yaml cannot be parsed ({_short(e)})") from None
+    if tree is None:
+        return {}
+    if not isinstance(tree, dict):
+        raise RunError(path, f"config.yaml holds {_kind(tree)}, not a mapping")
+    return flatten(tree)
+
+
+def read_run(path: Path) -> dict[str, Any]:
+    """One run's metrics (from ``summary.json``) and flattened config (``config.yaml``).
+
+    Raises:
+        RunError: a summary that is not a JSON object of the expected types, or a
+            config file that is not a YAML mapping; ``reason`` says which.
+    """
+    path = Path(path)
+    summary = _read_summary(path)
+    config = _read_config(path)
     # Without a config file (not written by odetx train) the summary's fields define the setting.
     summary.setdefault("arch", summary.get("scheme"))  # summaries before 0.2 said "scheme"
     for key, name in SHOWN.items():
         config.setdefault(key, summary.get(name))
     config.setdefault(SEED, summary.get("seed"))
+    for key in (*SHOWN, SEED):  # shown in a column, compared and sorted: plain values only
+        if not _is_scalar(config[key]):
+            raise RunError(path, f"{key} is {config[key]!r:.40}, not a plain value")
     test, last = summary.get("test") or {}, summary.get("test_last") or {}
     return {
         "run": str(path),
@@ -141,6 +252,35 @@ def read_run(path: Path) -> dict[str, Any]:
         "nfe": summary.get("nfe_forward"),
         "wall_time_s": summary.get("wall_time_s"),
     }
+
+
+def read_runs(
+    runs: list[Path], labels: list[str | None] | None = None
+) -> tuple[list[dict[str, Any]], list[str | None], list[str]]:
+    """:func:`read_run` of each of ``runs``, skipping the unreadable ones.
+
+    Returns the runs read, their labels, and one note per skipped run
+    (``skipped RUN: why``).
+
+    Raises:
+        OdetxError: no run could be read (the message gives each one's reason).
+    """
+    labels = labels if labels is not None else [None] * len(runs)
+    read: list[dict[str, Any]] = []
+    kept: list[str | None] = []
+    skipped: list[str] = []
+    for path, label in zip(runs, labels, strict=True):
+        try:
+            read.append(read_run(path))
+        except RunError as e:
+            skipped.append(f"skipped {path}: {e.reason}")
+            continue
+        kept.append(label)
+    if runs and not read:
+        if len(skipped) == 1:
+            raise OdetxError(f"no usable run: {skipped[0]}")
+        raise OdetxError(f"none of the {len(runs)} runs is usable: {'; '.join(skipped)}")
+    return read, kept, skipped
 
 
 def _setting(run: dict[str, Any]) -> tuple:
@@ -172,8 +312,9 @@ def pool_seeds(runs: list[dict[str, Any]], labels: list[str | None]) -> list[dic
         for m in METRICS:
             values = [r[m] for r in members if r[m] is not None]
             row[m] = statistics.fmean(values) if values else None
-            if len(values) > 1:
-                row[f"{m}_std"] = statistics.stdev(values)
+            if len(values) > 1:  # (statistics.stdev fails on inf and nan)
+                finite = all(math.isfinite(v) for v in values)
+                row[f"{m}_std"] = statistics.stdev(values) if finite else math.nan
         row["seeds"] = len(members)
         row["seed_values"] = [r["config"].get(SEED) for r in members]
         row["runs"] = [r["run"] for r in members]
@@ -191,13 +332,17 @@ def pool_seeds(runs: list[dict[str, Any]], labels: list[str | None]) -> list[dic
 
 
 def table_of_runs(runs: list[Path], labels: list[str | None] | None = None) -> ResultTable:
-    """The table of ``runs``; ``labels`` (e.g. sweep experiments) keep their rows apart."""
-    labels = labels if labels is not None else [None] * len(runs)
-    rows = pool_seeds([read_run(p) for p in runs], labels)
+    """The table of ``runs``; ``labels`` (e.g. sweep experiments) keep their rows apart.
+
+    A run that cannot be read is left out with a note (``skipped RUN: why``); only when
+    none can be read is that an error.
+    """
+    read, labels, skipped = read_runs(runs, labels)
+    rows = pool_seeds(read, labels)
     hidden = set() if any(label is not None for label in labels) else {"experiment"}
     title = "finished runs"
     for key in ("dataset", "preset"):
-        if len({r[key] for r in rows}) == 1:  # the same for every row: said once, in the title
+        if rows and len({r[key] for r in rows}) == 1:  # the same for every row: said once
             hidden.add(key)
             title += f" · {rows[0][key]}"
     columns = [c for c in COLUMNS if c.key not in hidden]
@@ -206,6 +351,7 @@ def table_of_runs(runs: list[Path], labels: list[str | None] | None = None) -> R
         "runs equal but for the seed are pooled: mean ± sample std over the seeds counted"
     )
     table.notes.append("test acc: at the best validation epoch; final acc: at the last epoch")
+    table.notes.extend(skipped)
     return table
 
 

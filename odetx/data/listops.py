@@ -222,19 +222,25 @@ def _not_utf8(path: Path) -> DataError:
 def _rows(path: Path, f) -> Iterator[tuple[int, list[str]]]:
     """(line, fields) of every non-blank row after the header, which is checked here."""
     rows = csv.reader(f, delimiter="\t")
+
+    def checked(row: list[str]) -> list[str]:
+        if any("\0" in field for field in row):
+            raise DataError(
+                f"{path}:{rows.line_num}: a NUL byte; the file is binary or corrupt, not a TSV"
+            )
+        return row
+
     try:
         header = next(rows, None)
-        if header is not None and header[:1] and header[0].startswith("\ufeff"):
-            header[0] = header[0][1:]  # a UTF-8 byte-order mark
+        if header is not None:
+            header = checked(header)
+            if header[:1] and header[0].startswith("\ufeff"):
+                header[0] = header[0][1:]  # a UTF-8 byte-order mark
         if header != HEADER:
             got = "an empty file" if header is None else repr("\t".join(header))
             raise DataError(f"{path}:1: expected the header {'<TAB>'.join(HEADER)}, got {got:.80}")
         for row in rows:
-            if any("\0" in field for field in row):
-                raise DataError(
-                    f"{path}:{rows.line_num}: a NUL byte; the file is binary or corrupt, not a TSV"
-                )
-            if row:  # blank lines are skipped
+            if checked(row):  # blank lines are skipped
                 yield rows.line_num, row
     except csv.Error as e:
         raise DataError(f"{path}:{rows.line_num + 1}: not a readable TSV row ({e})") from None
