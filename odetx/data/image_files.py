@@ -46,13 +46,20 @@ def _detail(e: BaseException, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+# The largest file of the image sets read here (MNIST's training images) is 47 MB.
+MAX_DECOMPRESSED = 4 << 30
+
+
 def _file_bytes(path: Path) -> bytes:
     """The bytes of ``path``, decompressed if it ends in ``.gz``; a DataError if either fails."""
     try:
         if path.suffix != ".gz":
             return path.read_bytes()
         with gzip.open(path, "rb") as f:
-            return f.read()
+            data = f.read(MAX_DECOMPRESSED + 1)
+        if len(data) > MAX_DECOMPRESSED:  # no image set here is near it: a gzip bomb
+            raise DataError(f"{path} decompresses to more than {MAX_DECOMPRESSED >> 30} GiB")
+        return data
     except (EOFError, zlib.error, gzip.BadGzipFile) as e:
         raise DataError(f"{path} is not a readable gzip file ({_detail(e)})") from None
     except OSError as e:
