@@ -462,6 +462,7 @@ def test_meaningless_flags_are_one_line_and_exit_2(tmp_path, no_trainer, args, n
     assert not out.exists() and not no_trainer
 
 
+@pytest.mark.slow  # a fresh interpreter per case, importing torch: seconds each
 @pytest.mark.parametrize(
     "args, needle",
     [

@@ -29,11 +29,24 @@ def test_order_is_defaults_then_file_then_flags(tmp_path):
     assert cfg.train.epochs == Config().train.epochs
 
 
-def test_set_reaches_any_field_with_yaml_scalars():
-    cfg = build_config(
-        overrides=parse_set(["model.dropout=0.1", "solver.method=rk4", "model.shared_norm=true"])
+def test_set_reaches_any_field_with_yaml_scalars(tmp_path):
+    items = ["model.dropout=0.1", "solver.method=rk4", "model.shared_norm=true", "train.epochs=3"]
+    parsed = parse_set(items)
+    # Values are YAML scalars: numbers and booleans typed, words left as text.
+    assert parsed == {
+        "model.dropout": 0.1,
+        "solver.method": "rk4",
+        "model.shared_norm": True,
+        "train.epochs": 3,
+    }
+    assert type(parsed["model.shared_norm"]) is bool and type(parsed["train.epochs"]) is int
+    # --set gives the config the same settings written in a file give it.
+    same = write(
+        tmp_path,
+        "model:\n  dropout: 0.1\n  shared_norm: true\nsolver:\n  method: rk4\n"
+        "train:\n  epochs: 3\n",
     )
-    assert cfg.model.dropout == 0.1 and cfg.solver.method == "rk4" and cfg.model.shared_norm is True
+    assert build_config(overrides=parsed) == build_config(same) != build_config()
 
 
 @pytest.mark.parametrize(

@@ -122,16 +122,30 @@ def test_cifar_batches_decode_channel_planes(tmp_path, classes):
     assert (info.num_classes, info.in_chans, info.image_size) == (classes, 3, 32)
 
 
+def normalised(pixels, name):
+    """Written uint8 pixels (an MNIST image, or a flat CIFAR row of channel planes) as the
+    model should see them: scaled to [0, 1], less the channel mean, over the channel std."""
+    spec = images.IMAGE_DATASETS[name]
+    x = torch.as_tensor(pixels).reshape(spec.in_chans, spec.image_size, spec.image_size)
+    mean, std = torch.tensor(spec.mean)[:, None, None], torch.tensor(spec.std)[:, None, None]
+    return (x.float() / 255 - mean) / std
+
+
 def test_validation_split_is_fixed_disjoint_and_unaugmented(tmp_path):
-    make_mnist(tmp_path)
+    arrays = make_mnist(tmp_path)
     a = DATASETS["mnist"].load(cfg_for("mnist", tmp_path, **{"train.seed": 1}).data)
     b = DATASETS["mnist"].load(cfg_for("mnist", tmp_path, **{"train.seed": 2}).data)
     assert torch.equal(a.val.index, b.val.index) and len(a.val) == round(0.1 * N_TRAIN)
     assert set(a.val.index.tolist()).isdisjoint(a.train.index.tolist())
     assert sorted(a.val.index.tolist() + a.train.index.tolist()) == list(range(N_TRAIN))
     assert len(a.test) == N_TEST
-    for split in (a.val, a.test):
-        assert torch.equal(split[0][0], split[0][0])  # no randomness outside training
+    # No randomness outside training: every read is the written image, normalised, uncropped.
+    torch.manual_seed(0)
+    for _ in range(2):
+        for i in range(5):
+            raw = arrays["train"][0][int(a.val.index[i])]
+            torch.testing.assert_close(a.val[i][0], normalised(raw, "mnist"))
+            torch.testing.assert_close(a.test[i][0], normalised(arrays["t10k"][0][i], "mnist"))
 
 
 def _shifts(img: torch.Tensor, pad: int):
@@ -147,7 +161,7 @@ def _shifts(img: torch.Tensor, pad: int):
 
 @pytest.mark.parametrize("name, flips", [("mnist", False), ("cifar10", True)])
 def test_training_augmentation_crops_and_flips_only_cifar(tmp_path, name, flips):
-    make_mnist(tmp_path) if name == "mnist" else make_cifar(tmp_path)
+    arrays = make_mnist(tmp_path) if name == "mnist" else make_cifar(tmp_path)
     spec = images.IMAGE_DATASETS[name]
     train = DATASETS[name].load(cfg_for(name, tmp_path).data).train
     raw = train.images[train.index[0]]
@@ -165,8 +179,15 @@ def test_training_augmentation_crops_and_flips_only_cifar(tmp_path, name, flips)
         else:
             kinds.add("other")
     assert kinds == ({"shift", "mirror"} if flips else {"shift"})
+    # data.augment=false: every read of a training image is the written image, normalised.
     off = DATASETS[name].load(cfg_for(name, tmp_path, **{"data.augment": False}).data).train
-    assert torch.equal(off[0][0], off[0][0])
+    if name == "mnist":
+        written = arrays["train"][0]
+    else:
+        written = np.concatenate([arrays[f][0] for f in spec.train_files])
+    for _ in range(2):
+        for i in range(5):
+            torch.testing.assert_close(off[i][0], normalised(written[int(off.index[i])], name))
 
 
 @pytest.mark.parametrize("name, patch", [("mnist", 7), ("cifar10", 8), ("cifar100", 8)])

@@ -2,11 +2,13 @@
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from odetx.cli.app import app
 
 
+@pytest.mark.slow
 def test_default_run_reaches_97_percent_on_digits(tmp_path):
     result = CliRunner().invoke(app, ["train", "--device", "cpu", "--out", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output

@@ -14,6 +14,9 @@ import torch
 from odetx.artefacts import load_checkpoint
 from odetx.training import Trainer
 
+# Each test starts torch's launcher and two interpreters: seconds each, the whole file ~1 min.
+pytestmark = pytest.mark.slow
+
 EPOCHS = 30  # long enough (about 5 s) to interrupt part-way
 # Dropout and mixing off: the two runs then differ only in batch order and float rounding.
 TINY = [
@@ -60,6 +63,7 @@ def test_two_processes_write_one_run_close_to_a_single_process_run(ddp_run, tmp_
         "last.pt",
         "best.pt",
         "summary.json",
+        ".odetx.lock",  # rank 0's run directory lock, as in a single-process run
     }
     assert result.stdout.count("run saved in") == 1  # only rank 0 reports
     summary = json.loads((run / "summary.json").read_text())

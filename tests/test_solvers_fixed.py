@@ -107,7 +107,10 @@ def test_scripted_integrator_matches_eager_and_steps_stay_runtime():
     block = FixedStepIntegrator(field, TABLEAUS["rk4"], UNSPLIT, steps=2).eval()
     scripted = torch.jit.script(block)
     x = torch.randn(3, 5, 16)
-    torch.testing.assert_close(scripted(x), block(x))
+    two = scripted(x)
+    torch.testing.assert_close(two, block(x))
     scripted.steps = 5
     block.steps = 5
-    torch.testing.assert_close(scripted(x), block(x))
+    five = scripted(x)
+    torch.testing.assert_close(five, block(x))
+    assert (five - two).abs().max() > 1e-6  # the new step count was used, not a baked-in one

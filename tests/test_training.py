@@ -98,6 +98,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
 
 
+@pytest.mark.slow  # a training epoch of dopri5 solves, forward and adjoint backward
 def test_adaptive_training_reports_forward_and_adjoint_backward_nfe(tmp_path, tiny_config):
     cfg = tiny_config(
         train__epochs=1,

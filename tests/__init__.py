@@ -1,0 +1,1 @@
+"""odetx's tests: a package, so that ``tests.conftest`` and ``tests.problems`` import."""
