@@ -95,6 +95,11 @@ def from_env(device: torch.device) -> Dist:
     return d
 
 
+def local_processes() -> int:
+    """Processes of this job on this machine (torchrun's ``LOCAL_WORLD_SIZE``; 1 alone)."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+
+
 def peer_lost(error: BaseException) -> bool:
     """Whether ``error`` is a collective failing because another rank went away."""
     dist_error = getattr(torch.distributed, "DistError", ())

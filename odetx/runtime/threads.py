@@ -42,5 +42,6 @@ def choose_threads(requested: int = 0, processes: int = 1) -> Threads:
 def apply_threads(requested: int = 0, processes: int = 1) -> Threads:
     """Choose and set torch's intra-op thread count; returns the choice."""
     threads = choose_threads(requested, processes)
-    torch.set_num_threads(threads.count)
+    if torch.get_num_threads() != threads.count:
+        torch.set_num_threads(threads.count)
     return threads

@@ -56,6 +56,8 @@ class Trainer:
         force: bool = False,
     ) -> None:
         self.cfg = cfg
+        # Before any parallel work: resizing torch's thread pool once it has run can abort.
+        self.threads = apply_threads(cfg.train.threads, distributed.local_processes())
         device = resolve_device(cfg.train.device)
         self.dist = distributed.from_env(device)
         self.device = self.dist.device(device)
@@ -72,7 +74,6 @@ class Trainer:
 
     def _setup(self) -> None:
         cfg, t, d = self.cfg, self.cfg.train, self.dist
-        self.threads = apply_threads(t.threads, d.world_size)
         torch.manual_seed(t.seed)
         entry = DATASETS[cfg.data.name]
         self.info: DataInfo = entry.info(cfg.data)
