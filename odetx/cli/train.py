@@ -151,13 +151,15 @@ def train(
     try:
         trainer = Trainer(plan.config, plan.run_dir, plan.checkpoint, RichReporter(), force=force)
         trainer.fit()
+        distributed.shutdown(together=True)
     finally:
         distributed.shutdown()
-    if not trainer.dist.is_main:
-        return
-    run_dir = trainer.run.path
-    console.print(
-        f"run saved in [bold]{run_dir}[/] "
-        "(config.yaml, metrics.csv, last.pt, best.pt, summary.json)"
-    )
-    console.print(f"evaluate it: odetx eval {run_dir}/best.pt", highlight=False)
+    if trainer.dist.is_main:
+        run_dir = trainer.run.path
+        console.print(
+            f"run saved in [bold]{run_dir}[/] "
+            "(config.yaml, metrics.csv, last.pt, best.pt, summary.json)"
+        )
+        console.print(f"evaluate it: odetx eval {run_dir}/best.pt", highlight=False)
+    if trainer.dist.enabled:
+        distributed.exit_finished()
