@@ -16,7 +16,8 @@ Run from the repository root with the virtual environment active::
    ``docs/results.template.md``, and writes ``docs/results.md`` and ``docs/results.png``.
 
 Hand-written conclusions sit between ``<!-- conclusions:begin -->`` and ``<!-- conclusions:end
--->`` (the language model's between ``lm-conclusions`` markers); this script keeps them.
+-->`` (the language model's between ``lm-conclusions`` markers, the hand-run variant studies
+between ``variants-time``, ``variants-rk`` and ``variants-reg`` markers); this script keeps them.
 ``--no-run`` skips steps 1-2 and only rewrites the page from the finished runs.
 """
 
@@ -414,6 +415,7 @@ def write_page(cells: list[tuple[str, str, dict]]) -> None:
         lm_costs=sweep_costs(cells, ["study-lm"]),
         lm_claim1=lm1_text,
         lm_claim2=lm2_text,
+        **{f"variants_{k}": conclusions(page, f"variants-{k}") for k in ("time", "rk", "reg")},
     )
     page.write_text(page_text)
     record = {
