@@ -41,6 +41,8 @@ class ModelConfig:
     fused: bool = False  # A + M with fused projections (needs shared_norm, no dropout)
     qkv_bias: bool = True
     dropout: float | None = None
+    time: str = "none"  # how the field depends on depth time t: none, film, basis
+    time_basis: int = 1  # time basis: Legendre terms K per weight (K = 1 is autonomous)
 
 
 @dataclass(frozen=True)
@@ -504,5 +506,7 @@ def check_values(cfg: Config) -> None:
     m = cfg.model
     if m.dropout is not None:
         _check_number("model.dropout", m.dropout, 0.0, 1.0, open_high=True)
+    if not 1 <= m.time_basis <= MAX_LENGTH:
+        raise ConfigError("model.time_basis", f"must lie in 1..{MAX_LENGTH:,}, got {m.time_basis}")
     if m.mlp_ratio is not None and not (m.mlp_ratio > 0 and math.isfinite(m.mlp_ratio)):
         raise ConfigError("model.mlp_ratio", f"must be a positive finite number, got {m.mlp_ratio}")

@@ -14,6 +14,7 @@ from odetx.models.archs import ARCHS
 from odetx.models.encoder import POOLS, Encoder
 from odetx.models.gpt import GPT
 from odetx.models.presets import PRESETS
+from odetx.models.time import TIME_MODES
 from odetx.models.vit import ViT
 from odetx.registry import Registry
 
@@ -60,7 +61,20 @@ def resolve_model(cfg: ModelConfig) -> ModelConfig:
     if cfg.fused and (cfg.dropout or not cfg.qkv_bias):
         # The MLP's output dropout has no place in the fused sum A + M.
         raise ConfigError("model.fused", "needs model.dropout=0 and model.qkv_bias=true")
+    check_time(cfg)
     return cfg
+
+
+def check_time(cfg: ModelConfig) -> None:
+    """Refuse a time mode that is not registered or does not fit the other settings."""
+    TIME_MODES.lookup(cfg.time, "model.time")
+    if cfg.time_basis != 1 and cfg.time != "basis":
+        raise ConfigError(
+            "model.time_basis", f"applies to model.time=basis only, not {cfg.time!r}"
+        )
+    if cfg.fused and cfg.time == "basis":
+        # The fused layout stores one weight per projection; a basis stores K.
+        raise ConfigError("model.time", "basis has no fused form; set model.fused=false")
 
 
 def check_kind(cfg: ModelConfig, kind: str) -> None:
@@ -149,6 +163,7 @@ def estimate_params(model: ModelConfig, info: DataInfo) -> float:
     # Biases of Q/K/V (if any), of the output projection and fc2; one or two LayerNorms.
     norms = 1 if model.shared_norm else 2
     per_group = 4 * d * d + 2 * d * h + h + d * (3 * model.qkv_bias + 2 + 2 * norms)
+    per_group += TIME_MODES[model.time].extra(per_group, d, norms, model.time_basis)
     classes = to_float(info.num_classes)
     backbone = PRESETS[model.preset].backbone
     tokens = tokens_per_example(model, info)

@@ -3,14 +3,18 @@
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from odetx.models.time import NoNorm, TimeParts, init_time_parts
 from odetx.solvers.field import Field
+
+AUTONOMOUS = TimeParts()
 
 
 class Attention(nn.Module):
     """Multi-head self-attention through ``scaled_dot_product_attention``.
 
     ``mask`` is a key-padding mask ``(B, N)``, True where a token is real;
-    ``causal`` lets each token attend to itself and earlier tokens only.
+    ``causal`` lets each token attend to itself and earlier tokens only; ``parts``
+    builds the projections (time-dependent ones take the depth time ``t``).
     """
 
     def __init__(
@@ -20,17 +24,18 @@ class Attention(nn.Module):
         qkv_bias: bool = True,
         dropout: float = 0.0,
         causal: bool = False,
+        parts: TimeParts = AUTONOMOUS,
     ) -> None:
         super().__init__()
         self.heads = heads
         self.causal = causal
-        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.qkv = parts.linear(dim, 3 * dim, qkv_bias)
         self.core = SelfAttend(heads, causal, dropout)
-        self.proj = nn.Linear(dim, dim)
+        self.proj = parts.linear(dim, dim)
         self.dropout = dropout
 
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        return self.proj(self.core(self.qkv(x), mask))
+    def forward(self, x: Tensor, mask: Tensor | None = None, t: float = 0.0) -> Tensor:
+        return self.proj(self.core(self.qkv(x, t), mask), t)
 
 
 class SelfAttend(nn.Module):
@@ -66,21 +71,24 @@ def attend(
 
 
 class MLP(nn.Module):
-    def __init__(self, dim: int, hidden: int, dropout: float = 0.0) -> None:
+    def __init__(
+        self, dim: int, hidden: int, dropout: float = 0.0, parts: TimeParts = AUTONOMOUS
+    ) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.fc2 = nn.Linear(hidden, dim)
+        self.fc1 = parts.linear(dim, hidden)
+        self.fc2 = parts.linear(hidden, dim)
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.drop(self.fc2(self.drop(F.gelu(self.fc1(x)))))
+    def forward(self, x: Tensor, t: float = 0.0) -> Tensor:
+        return self.drop(self.fc2(self.drop(F.gelu(self.fc1(x, t))), t))
 
 
 class LayerField(Field):
     """One group's weights, evaluated as A, M or A + M (``which``: ``ATTN``, ``MLP``, ``BOTH``).
 
-    The fields are autonomous (a group's weights do not change within its span),
-    so ``t`` is accepted for the solver interface and ignored.
+    ``parts`` (:mod:`odetx.models.time`, ``model.time``) builds the norms and
+    projections: autonomous ones ignore ``t`` (a group's weights do not change within
+    its span); time-dependent ones read it.
 
     With ``model.fused`` a shared-norm layer is built as
     :class:`odetx.models.fused.FusedParallelField` instead, which stores the
@@ -101,30 +109,32 @@ class LayerField(Field):
         dropout: float = 0.0,
         shared_norm: bool = False,
         causal: bool = False,
+        parts: TimeParts = AUTONOMOUS,
     ) -> None:
         super().__init__()
         self.shared_norm = shared_norm
-        self.norm_a = nn.LayerNorm(dim)
-        self.attn = Attention(dim, heads, qkv_bias, dropout, causal)
-        # Identity keeps the attribute scriptable when the norm is shared.
-        self.norm_m = nn.Identity() if shared_norm else nn.LayerNorm(dim)
-        self.mlp = MLP(dim, int(dim * mlp_ratio), dropout)
+        self.norm_a = parts.norm(dim)
+        self.attn = Attention(dim, heads, qkv_bias, dropout, causal, parts)
+        # NoNorm keeps the attribute scriptable when the norm is shared.
+        self.norm_m = NoNorm() if shared_norm else parts.norm(dim)
+        self.mlp = MLP(dim, int(dim * mlp_ratio), dropout, parts)
 
     def forward(self, which: int, t: float, x: Tensor, mask: Tensor | None = None) -> Tensor:
         if which == self.ATTN:
-            return self.attn(self.norm_a(x), mask)
+            return self.attn(self.norm_a(x, t), mask, t)
         if self.shared_norm:
-            h = self.norm_a(x)
+            h = self.norm_a(x, t)
             if which == self.MLP:
-                return self.mlp(h)
-            return self.attn(h, mask) + self.mlp(h)
+                return self.mlp(h, t)
+            return self.attn(h, mask, t) + self.mlp(h, t)
         if which == self.MLP:
-            return self.mlp(self.norm_m(x))
-        return self.attn(self.norm_a(x), mask) + self.mlp(self.norm_m(x))
+            return self.mlp(self.norm_m(x, t), t)
+        return self.attn(self.norm_a(x, t), mask, t) + self.mlp(self.norm_m(x, t), t)
 
 
 def init_weights(module: nn.Module) -> None:
     """ViT/DeiT initialisation: truncated normal (std 0.02) linears, unit LayerNorms."""
+    init_time_parts(module)
     if isinstance(module, nn.Linear):
         nn.init.trunc_normal_(module.weight, std=0.02)
         if module.bias is not None:

@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from odetx.models.fields import LayerField, SelfAttend
+from odetx.models.fields import AUTONOMOUS, LayerField, SelfAttend
+from odetx.models.time import BasisLayerNorm, FiLMLayerNorm, TimeParts
 from odetx.solvers import FixedStepIntegrator
 from odetx.solvers.field import Field
 
@@ -130,14 +131,27 @@ class FusedParallelField(Field):
     (the GEMM time is the same) and leaves Q, K, V and the MLP's pre-activation
     as strided column slices, which GELU and its backward read ~2x slower: a
     DeiT-Ti training step was ~9% slower than with two.
+
+    ``parts`` builds the shared norm, so ``model.time`` ``film`` applies as in the
+    unfused field (its ``norm_a.film.*`` weights keep their names in both layouts);
+    ``basis`` time-dependent projections have no fused form (the config refuses them).
     """
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: float, causal: bool = False) -> None:
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        mlp_ratio: float,
+        causal: bool = False,
+        parts: TimeParts = AUTONOMOUS,
+    ) -> None:
         super().__init__()
+        if parts.mode == "basis":
+            raise ValueError("FusedParallelField has no time-basis projections")
         self.dim, self.heads, self.hidden = dim, heads, int(dim * mlp_ratio)
         self.causal = causal
         self.core = SelfAttend(heads, causal)
-        self.norm_a = nn.LayerNorm(dim)
+        self.norm_a = parts.norm(dim)
         self.in_proj = nn.Linear(dim, 3 * dim + self.hidden)
         self.out_proj = nn.Linear(dim + self.hidden, dim, bias=False)
         self.attn_out_bias = nn.Parameter(torch.zeros(dim))
@@ -145,7 +159,7 @@ class FusedParallelField(Field):
         self.in_gemm = "auto"
 
     def forward(self, which: int, t: float, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        h = self.norm_a(x)
+        h = self.norm_a(x, t)
         d3 = 3 * self.dim
         w_in, b_in, w_out = self.in_proj.weight, self.in_proj.bias, self.out_proj.weight
         if which == self.ATTN:
@@ -187,8 +201,13 @@ def to_fused_fields(model: nn.Module) -> nn.Module:
                 raise ValueError("FusedParallelField has no dropout")
             if f.attn.qkv.bias is None:
                 raise ValueError("FusedParallelField always has Q, K, V biases")
+            if isinstance(f.norm_a, BasisLayerNorm):
+                raise ValueError("FusedParallelField has no time-basis projections")
+            parts = TimeParts("film") if isinstance(f.norm_a, FiLMLayerNorm) else AUTONOMOUS
             dim = f.norm_a.normalized_shape[0]
-            new = FusedParallelField(dim, f.attn.heads, f.mlp.fc1.out_features / dim, f.attn.causal)
+            new = FusedParallelField(
+                dim, f.attn.heads, f.mlp.fc1.out_features / dim, f.attn.causal, parts
+            )
             new.load_state_dict(fuse_state_dict(f.state_dict()))
             parent.field = new.to(f.norm_a.weight)
     return model

@@ -8,6 +8,7 @@ from odetx.config import ModelConfig, SolverConfig
 from odetx.models.archs import ARCHS
 from odetx.models.fields import LayerField
 from odetx.models.fused import FusedParallelField
+from odetx.models.time import TimeParts
 from odetx.solvers import build_integrator
 
 
@@ -17,7 +18,8 @@ class ODEStack(nn.Module):
     over ``[g·D/G, (g+1)·D/G]``, so the whole stack spans the depth ``D``.
 
     With ``G = D``, one Euler step and arch ``sequential`` this is exactly the usual
-    stack of pre-LN transformer layers.
+    stack of pre-LN transformer layers. ``model.time`` makes each group's field depend
+    on the depth time t (:mod:`odetx.models.time`), the basis over the group's span.
     """
 
     def __init__(self, model: ModelConfig, solver: SolverConfig, causal: bool = False) -> None:
@@ -26,11 +28,16 @@ class ODEStack(nn.Module):
         span = model.depth / model.groups
         self.blocks = nn.ModuleList(
             build_integrator(
-                _field(model, causal),
+                _field(
+                    model, causal, TimeParts(model.time, model.time_basis, g * span, (g + 1) * span)
+                ),
                 solver,
                 substeps,
                 g * span,
                 (g + 1) * span,
+                width=model.dim,
+                drop_path=model.drop_path,
+                depth=model.depth,
             )
             for g in range(model.groups)
         )
@@ -48,10 +55,10 @@ class ODEStack(nn.Module):
             block.reset_nfe()
 
 
-def _field(model: ModelConfig, causal: bool) -> nn.Module:
+def _field(model: ModelConfig, causal: bool, parts: TimeParts) -> nn.Module:
     """One group's weights: the fused parallel layer or the plain one."""
     if model.fused:
-        return FusedParallelField(model.dim, model.heads, model.mlp_ratio, causal)
+        return FusedParallelField(model.dim, model.heads, model.mlp_ratio, causal, parts)
     return LayerField(
         model.dim,
         model.heads,
@@ -60,4 +67,5 @@ def _field(model: ModelConfig, causal: bool) -> nn.Module:
         model.dropout,
         model.shared_norm,
         causal,
+        parts,
     )
