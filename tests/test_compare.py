@@ -248,6 +248,17 @@ def test_runs_equal_but_for_the_seed_are_pooled(runs, tmp_path):
     assert [int(r["seeds"]) for r in table] == [r["seeds"] for r in rows]
 
 
+def test_a_setting_and_seed_named_twice_is_refused_not_pooled(runs, tmp_path):
+    copy = tmp_path / "seq-0-again"
+    shutil.copytree(runs / "seq-0", copy)
+    result = invoke("compare", runs / "seq-0", runs / "seq-1", copy)
+    assert result.exit_code != 0
+    line = result.output.strip()
+    assert "same seed (train.seed=0)" in line and "seq-0-again" in line, line
+    assert str(runs / "seq-0") in line.replace("\n", "")
+    assert "Traceback" not in result.output
+
+
 def test_plot_writes_a_png(runs, tmp_path):
     pytest.importorskip("matplotlib")
     png = tmp_path / "runs.png"

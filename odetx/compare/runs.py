@@ -298,10 +298,22 @@ def _varied_keys(settings: list[dict[str, str]]) -> list[str]:
 
 
 def pool_seeds(runs: list[dict[str, Any]], labels: list[str | None]) -> list[dict[str, Any]]:
-    """One row per (label, setting): mean and, for several seeds, sample std of each metric."""
+    """One row per (label, setting): mean and, for several seeds, sample std of each metric.
+
+    Raises:
+        OdetxError: two runs of one label and setting share a seed.
+    """
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for run, label in zip(runs, labels, strict=True):
-        groups.setdefault((label, _setting(run)), []).append(run)
+        members = groups.setdefault((label, _setting(run)), [])
+        seed = run["config"].get(SEED)
+        twin = next((r for r in members if r["config"].get(SEED) == seed), None)
+        if twin is not None:  # a repeat is not a new sample: pooling it would shrink the std
+            raise OdetxError(
+                f"{twin['run']} and {run['run']} are the same setting with the same seed "
+                f"({SEED}={seed}); name only one of them"
+            )
+        members.append(run)
     varied = _varied_keys([dict(key[1]) for key in groups])
     rows = []
     for (label, _), members in groups.items():

@@ -7,13 +7,21 @@ from pathlib import Path
 from typing import Any
 
 from odetx.artefacts import default_run_dir, load_checkpoint, resolve_checkpoint_path
-from odetx.config import MACHINE_KEYS, Config
+from odetx.config import MACHINE_KEYS, Config, flatten, load_config
 from odetx.errors import ConfigError
 from odetx.resolve import build_config
 
 # Fields that may change when a run is resumed; anything else would silently
 # train a different model than the checkpoint's.
 RESUMABLE = ("train.epochs", *MACHINE_KEYS)
+
+
+_ABSENT = object()
+
+
+def _parsed(key: str, value: Any, base: dict[str, Any]) -> Any:
+    """``value`` for ``key`` as the config holds it (``"1e-3"`` and ``0.001`` alike)."""
+    return flatten(load_config(overrides={key: value}, base=base).to_dict()).get(key)
 
 
 @dataclass(frozen=True)
@@ -29,9 +37,16 @@ def prepare_resume(resume: str | Path, overrides: dict[str, Any]) -> RunPlan:
     """The plan for ``--resume`` (a run directory or a checkpoint) with ``overrides``."""
     path = resolve_checkpoint_path(resume, "last.pt")
     ckpt = load_checkpoint(path)
-    for key in overrides:
-        if key not in RESUMABLE:
-            raise ConfigError(key, f"cannot change on --resume (allowed: {', '.join(RESUMABLE)})")
+    saved = flatten(ckpt["config"])
+    for key, value in overrides.items():
+        # Appending --resume to the original command repeats its flags: equal values pass.
+        if key in RESUMABLE or _parsed(key, value, ckpt["config"]) == saved.get(key, _ABSENT):
+            continue
+        raise ConfigError(
+            key,
+            f"cannot change on --resume: the run has {saved.get(key)!r}, the command gives "
+            f"{_parsed(key, value, ckpt['config'])!r} (may change: {', '.join(RESUMABLE)})",
+        )
     out = overrides.get("train.out")
     if out is not None and Path(out).resolve() != path.parent.resolve():
         raise ConfigError(
