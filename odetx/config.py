@@ -41,6 +41,7 @@ class ModelConfig:
     fused: bool = False  # A + M with fused projections (needs shared_norm, no dropout)
     qkv_bias: bool = True
     dropout: float | None = None
+    drop_path: float = 0.0  # stochastic depth: chance a step's sub-field increment is dropped
     time: str = "none"  # how the field depends on depth time t: none, film, basis
     time_basis: int = 1  # time basis: Legendre terms K per weight (K = 1 is autonomous)
 
@@ -82,6 +83,9 @@ class DataConfig:
     val_size: int = 1_000
     test_size: int = 1_000
     seed: int = 0  # generated datasets only; image validation splits use a fixed seed
+    randaugment: str = "off"  # image train split: "off", "trivial" or "rand-m9-n2" (timm-style)
+    random_erasing: float = 0.0  # image train split: chance an image gets one erased box
+    repeated_aug: int = 1  # each training image this many times per epoch, differently augmented
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,14 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model
     threads: int = 0  # torch intra-op threads per process; 0 chooses from free cores
     out: str | None = None
+    optimizer: str = "adamw"  # a name in odetx.training.optim.OPTIMIZERS: adamw, sgd
+    momentum: float = 0.9  # sgd only
+    nesterov: bool = False  # sgd only
+    accumulate: int = 1  # micro-batches per optimiser step: effective batch = batch_size x this
+    ema: float = 0.0  # weight EMA decay in (0, 1); 0 keeps no average
+    ema_every: int = 1  # optimiser steps between EMA updates
+    tensorboard: bool = False  # also log metrics.csv's rows under RUN/tensorboard (extra)
+    init_from: str | None = None  # a checkpoint whose matching weights start a new run
 
 
 @dataclass(frozen=True)
@@ -122,6 +134,7 @@ MACHINE_KEYS = (
     "train.device",
     "train.compile",
     "train.threads",
+    "train.tensorboard",
     "data.root",
     "data.download",
     "data.num_workers",
@@ -492,6 +505,13 @@ def check_values(cfg: Config) -> None:
         _check_number(f"train.{key}", getattr(t, key), 0.0, inf, open_high=False)
     if t.threads < 0:
         raise ConfigError("train.threads", f"must be >= 0 (0 chooses), got {t.threads}")
+    for key in ("accumulate", "ema_every"):
+        value = getattr(t, key)
+        if not 1 <= value <= MAX_EPOCHS:
+            raise ConfigError(f"train.{key}", f"must lie in [1, {MAX_EPOCHS:,}], got {value}")
+    # 0 is off; 1 would never move the average off the first weights.
+    _check_number("train.ema", t.ema, 0.0, 1.0, open_high=True)
+    _check_number("train.momentum", t.momentum, 0.0, 1.0, open_high=True)
     if not 0 <= t.seed < 2**63:  # torch's seeds are 64-bit
         raise ConfigError("train.seed", f"must lie in [0, 2**63), got {t.seed}")
     d = cfg.data
@@ -503,9 +523,13 @@ def check_values(cfg: Config) -> None:
     for key in ("max_depth", "max_args"):  # the generator recurses and loops on these
         if getattr(d, key) > MAX_LENGTH:
             raise ConfigError(f"data.{key}", f"{getattr(d, key)} is over the limit, {MAX_LENGTH:,}")
+    _check_number("data.random_erasing", d.random_erasing, 0.0, 1.0, open_high=False)
+    if not 1 <= d.repeated_aug <= 64:  # each repeat is a full copy of the epoch's work
+        raise ConfigError("data.repeated_aug", f"must lie in [1, 64], got {d.repeated_aug}")
     m = cfg.model
     if m.dropout is not None:
         _check_number("model.dropout", m.dropout, 0.0, 1.0, open_high=True)
+    _check_number("model.drop_path", m.drop_path, 0.0, 1.0, open_high=True)
     if not 1 <= m.time_basis <= MAX_LENGTH:
         raise ConfigError("model.time_basis", f"must lie in 1..{MAX_LENGTH:,}, got {m.time_basis}")
     if m.mlp_ratio is not None and not (m.mlp_ratio > 0 and math.isfinite(m.mlp_ratio)):

@@ -21,10 +21,12 @@ from torch import nn
 
 from odetx.config import Config, DataConfig, ModelConfig, SolverConfig, TrainConfig, load_config
 from odetx.data import DATASETS, DataInfo
+from odetx.data.images import check_augmentation
 from odetx.errors import ConfigError
 from odetx.models import PRESETS, build_model, check_context, check_kind, resolve_model
 from odetx.models.archs import ARCHS
 from odetx.models.factory import estimate_activations, estimate_params, to_float
+from odetx.runtime.optimizers import check_optimizer
 from odetx.runtime.precision import AMP_DTYPES
 from odetx.solvers import SOLVERS, resolve_solver, validate_solver
 from odetx.solvers.field import FIELD_WEIGHT
@@ -41,7 +43,10 @@ def resolve(cfg: Config) -> Config:
     """
     dataset = DATASETS.lookup(cfg.data.name, "data.name")
     AMP_DTYPES.lookup(cfg.train.amp, "train.amp")
+    check_optimizer(cfg.train)
+    check_augmentation(cfg.data)
     validate_solver(cfg.solver)
+    check_drop_path(cfg.model, cfg.solver)
     model = resolve_model(cfg.model)
     check_kind(model, dataset.kind)
     data = cfg.data
@@ -52,6 +57,16 @@ def resolve(cfg: Config) -> Config:
     out = dataclasses.replace(cfg, model=model, data=data, solver=resolve_solver(cfg.solver))
     check_params(out, cfg)
     return out
+
+
+def check_drop_path(model: ModelConfig, solver: SolverConfig) -> None:
+    """Drop-path drops a solver step's increment; adaptive solvers have no fixed steps."""
+    if model.drop_path > 0.0 and SOLVERS[solver.method].adaptive:
+        raise ConfigError(
+            "model.drop_path",
+            f"applies to fixed-step solvers; {solver.method} adapts its steps "
+            "(train with e.g. rk4, or set model.drop_path=0)",
+        )
 
 
 def build_config(

@@ -111,6 +111,8 @@ OPTIONAL: dict[str, tuple[str, Any]] = {
     "optimizer": ("a mapping", _is_str_mapping),
     "scaler": ("a mapping", _is_str_mapping),
     "rng": ("a mapping", _is_str_mapping),
+    "model_ema": ("a mapping of parameter names to tensors", _is_str_mapping),
+    "ema_updates": ("an int", _is_int),
 }
 
 
@@ -148,12 +150,14 @@ def check_structure(p: Path, ckpt: Any) -> dict[str, Any]:
             value = info[f.name]
             if not isinstance(value, want[0]) or isinstance(value, bool):
                 raise wrong(f"data_info.{f.name}", want[1], value)
-    model = ckpt["model"]
-    if not _is_str_mapping(model):
-        raise wrong("model", "a mapping of parameter names to tensors", model)
-    for name, value in model.items():
-        if not isinstance(value, torch.Tensor):
-            raise wrong(f"model[{_printable(repr(name), 60)}]", "a tensor", value)
+    # A run with train.ema keeps its weight average beside the trained weights.
+    for part in ("model", "model_ema"):
+        weights = ckpt.get(part, {})
+        if not _is_str_mapping(weights):
+            raise wrong(part, "a mapping of parameter names to tensors", weights)
+        for name, value in weights.items():
+            if not isinstance(value, torch.Tensor):
+                raise wrong(f"{part}[{_printable(repr(name), 60)}]", "a tensor", value)
     for key, (expected, ok) in OPTIONAL.items():
         if key in ckpt and not ok(ckpt[key]):
             raise wrong(key, expected, ckpt[key])

@@ -39,6 +39,11 @@ METRIC_FIELDS = (
 )
 # Language models' rows add these after the others.
 LM_METRIC_FIELDS = ("val_bpb", "val_ppl")
+# Classifiers of more than five classes add top-5; a run with train.ema adds the average's.
+EXTRA_METRIC_FIELDS = (
+    "val_top5",
+    *(f"{k}_ema" for k in ("val_loss", "val_acc", "val_top5", *LM_METRIC_FIELDS)),
+)
 DEFAULT_ROOT = Path("runs")
 
 
@@ -156,7 +161,8 @@ class RunDir:
         self._write_rows(rows)
 
     def _write_rows(self, rows: list[dict[str, Any]]) -> None:
-        fields = METRIC_FIELDS + tuple(k for k in LM_METRIC_FIELDS if any(k in r for r in rows))
+        optional = LM_METRIC_FIELDS + EXTRA_METRIC_FIELDS
+        fields = METRIC_FIELDS + tuple(k for k in optional if any(k in r for r in rows))
         text = io.StringIO()
         writer = csv.DictWriter(text, fieldnames=fields)
         writer.writeheader()

@@ -68,6 +68,7 @@ def compare_cmd(
     data_dir: o.DataDirOpt = None,
     batch_size: o.BatchOpt = None,
     device: o.DeviceOpt = None,
+    no_ema: o.NoEmaOpt = False,
     sweep: Annotated[
         Path | None,
         typer.Option(
@@ -115,6 +116,7 @@ def compare_cmd(
         csv=csv,
         json=json_out,
         plot=plot,
+        ema=not no_ema,
     )
     result = compare(request, lambda cell: RichReporter(), functools.partial(_announce, sweep))
     print_result_table(result.table)

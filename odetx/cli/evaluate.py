@@ -23,6 +23,7 @@ def eval_cmd(
     batch_size: o.BatchOpt = None,
     device: o.DeviceOpt = "cpu",
     as_json: o.JsonOpt = False,
+    no_ema: o.NoEmaOpt = False,
 ) -> None:
     """Evaluate a trained model: loss, accuracy, NFE and samples/s."""
     run = evaluate_checkpoint(
@@ -32,6 +33,7 @@ def eval_cmd(
         str(data_dir) if data_dir else None,
         batch_size,
         device or "cpu",
+        ema=not no_ema,
     )
     if as_json:
         print(json.dumps(run.to_dict()))
@@ -52,6 +54,7 @@ def eval_cmd(
     else:
         scores = {
             "accuracy": f"{result.acc:.4f}",
+            **({"top-5 accuracy": f"{result.top5:.4f}"} if result.top5 is not None else {}),
             "loss": f"{result.loss:.4f}",
             "NFE per forward": result.nfe,
             "samples/s": f"{result.samples_per_s:.0f}",
@@ -64,6 +67,7 @@ def eval_cmd(
                 "checkpoint": str(loaded.path),
                 "arch": loaded.config.model.arch,
                 "solver": solver_label(loaded.solver),
+                "weights": "weight EMA" if loaded.weights == "ema" else "trained",
                 **scores,
             },
         )

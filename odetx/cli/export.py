@@ -40,6 +40,7 @@ def export_cmd(
     solver: o.SolverOpt = None,
     steps: o.StepsOpt = None,
     as_json: o.JsonOpt = False,
+    no_ema: o.NoEmaOpt = False,
 ) -> None:
     """Export a trained model for plain-torch inference, checked against the eager model.
 
@@ -47,7 +48,12 @@ def export_cmd(
     count a runtime attribute. The file loads without odetx, for any batch size.
     """
     report = export_checkpoint(
-        checkpoint, out, fmt, o.solver_overrides(solver, steps, None, None), force
+        checkpoint,
+        out,
+        fmt,
+        o.solver_overrides(solver, steps, None, None),
+        force,
+        ema=not no_ema,
     )
     if as_json:
         print(json.dumps(report.to_dict()))

@@ -81,6 +81,14 @@ BatchOpt = Annotated[
 DeviceOpt = Annotated[
     str | None, typer.Option(help="cpu, cuda, cuda:N or auto.", rich_help_panel=OPTIM)
 ]
+NoEmaOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-ema",
+        help="Use the trained weights, not the weight average a train.ema run also saved.",
+        rich_help_panel=MODEL,
+    ),
+]
 JsonOpt = Annotated[
     bool,
     typer.Option("--json", help="Print one machine-readable JSON result.", rich_help_panel=OUTPUT),

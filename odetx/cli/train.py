@@ -80,6 +80,15 @@ def train(
             help="Continue a run: its directory or a checkpoint.", rich_help_panel=o.OUTPUT
         ),
     ] = None,
+    init_from: Annotated[
+        Path | None,
+        typer.Option(
+            "--init-from",
+            help="Start from a checkpoint's weights (fine-tune or transfer; a new head if the "
+            "class count differs).",
+            rich_help_panel=o.OUTPUT,
+        ),
+    ] = None,
     amp: Annotated[
         o.Amp | None,
         typer.Option(
@@ -140,6 +149,7 @@ def train(
         "train.amp": amp.value if amp else None,
         "train.compile": compile_,
         "train.threads": threads,
+        "train.init_from": str(init_from) if init_from else None,
     }
     overrides = {k: v for k, v in flags.items() if v is not None}
     overrides.update(parse_set(set_ or []))

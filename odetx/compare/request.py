@@ -41,6 +41,7 @@ class CompareRequest:
     csv: Path | None = None
     json: Path | None = None
     plot: Path | None = None
+    ema: bool = True  # False: --no-ema, a train.ema checkpoint's trained weights
 
     def solver_flags(self) -> list[str]:
         """The flags given that only comparing solvers on one checkpoint takes."""
@@ -54,6 +55,7 @@ class CompareRequest:
             "--data-dir": self.data_dir,
             "--batch-size": self.batch_size,
             "--device": self.device,
+            "--no-ema": None if self.ema else True,
         }
         return [flag for flag, value in flags.items() if value not in (None, [])]
 
@@ -177,6 +179,7 @@ def compare(
             batch_size=req.batch_size,
             device=req.device or "cpu",
             data_root=str(req.data_dir) if req.data_dir else None,
+            ema=req.ema,
         )
     else:
         table = runs_table(req.targets)

@@ -40,6 +40,7 @@ METRICS = (
     "best_val_acc",
     "test_acc",
     "test_acc_last",
+    "test_top5",
     "test_bpb",
     "test_bpb_last",
     "nfe",
@@ -60,6 +61,7 @@ COLUMNS = [
     Column("best_val_acc", "best val", "max", "{:.4f}"),
     Column("test_acc", "test acc", "max", "{:.4f}"),
     Column("test_acc_last", "final acc", "max", "{:.4f}"),
+    Column("test_top5", "test top-5", "max", "{:.4f}"),
     Column("test_bpb", "test bits/byte", "min", "{:.4f}"),
     Column("test_bpb_last", "final bits/byte", "min", "{:.4f}"),
     Column("nfe", "NFE", "min", "{:.4g}"),
@@ -188,7 +190,7 @@ def _read_summary(path: Path) -> dict[str, Any]:
             continue
         if not isinstance(part, dict):
             raise RunError(path, f"summary.json: {key} is {part!r:.40}, not an object")
-        for metric in ("acc", "bpb"):
+        for metric in ("acc", "top5", "bpb"):
             if part.get(metric) is not None and not _is_number(part[metric]):
                 raise RunError(
                     path, f"summary.json: {key}.{metric} is {part[metric]!r:.40}, not a number"
@@ -247,6 +249,7 @@ def read_run(path: Path) -> dict[str, Any]:
         "best_val_acc": summary.get("best_val_acc"),
         "test_acc": test.get("acc"),
         "test_acc_last": last.get("acc"),
+        "test_top5": test.get("top5"),
         "test_bpb": test.get("bpb"),
         "test_bpb_last": last.get("bpb"),
         "nfe": summary.get("nfe_forward"),

@@ -50,6 +50,7 @@ COLUMNS = [
     Column("steps", "steps"),
     Column("acc", "acc", "max", "{:.4f}"),
     Column("delta_acc", "Δ acc", "max", "{:+.4f}"),
+    Column("top5", "top-5", "max", "{:.4f}"),
     Column("loss", "loss", "min", "{:.4f}"),
     Column("bpb", "bits/byte", "min", "{:.4f}"),
     Column("delta_bpb", "Δ bits/byte", "min", "{:+.4f}"),
@@ -68,9 +69,12 @@ class Setting:
     solver: SolverConfig
 
 
-def expected_order(arch: str, method: str) -> int:
-    """The order theory predicts: the solver's, capped by the arch's splitting (0: unsplit)."""
+def expected_order(arch: str, method: str) -> int | None:
+    """The order theory predicts: the solver's, capped by the arch's splitting (0: unsplit);
+    ``None`` for a solver with learned coefficients, of which theory says nothing."""
     split, solver = ARCHS[arch].order, SOLVERS[method].order
+    if solver is None:
+        return None
     return solver if split == 0 else min(split, solver)
 
 
@@ -149,6 +153,7 @@ def compare_solvers(
     data_root: str | None = None,
     convergence_samples: int = 64,
     convergence_tokens: int = 256,
+    ema: bool = True,
 ) -> ResultTable:
     """Evaluate ``checkpoint`` under every setting; returns the table (rows carry raw values).
 
@@ -159,7 +164,7 @@ def compare_solvers(
     rows of one fixed-step (arch, solver) share its fitted empirical order.
     """
     check_split(split)
-    loaded = load_model(checkpoint, device=device)
+    loaded = load_model(checkpoint, device=device, ema=ema)
     model_cfg = loaded.config.model
     todo = settings(loaded, methods, steps, rtol, atol, archs or [model_cfg.arch])
     dataset = load_split(loaded, split, data_root)
@@ -197,6 +202,7 @@ def compare_solvers(
                 "atol": s.solver.atol,
                 "acc": result.acc,
                 "delta_acc": result.acc - trained.acc,
+                "top5": result.top5,
                 "loss": result.loss,
                 "bpb": result.bpb if result.lm else None,
                 "delta_bpb": result.bpb - trained.bpb if result.lm else None,

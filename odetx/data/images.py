@@ -6,7 +6,9 @@ Files are read from ``data.root`` (``--data-dir``, default ``./data``) where
 the official training set with a fixed seed; the test split is the official
 test set. Training augmentation is the usual small-image recipe (random crop
 after zero padding, He et al. 2016; mirror flips for the CIFARs only, as a
-flipped digit is another glyph or none) and never touches val or test.
+flipped digit is another glyph or none), optionally followed by a RandAugment or
+TrivialAugment policy and random erasing (:mod:`odetx.data.augment`); it never
+touches val or test.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from odetx.data.augment import parse_policy, policy_transform, random_erasing
 from odetx.data.base import DataInfo, Splits
 from odetx.data.image_files import existing, read_cifar_batches, read_idx_pair
-from odetx.errors import DataError
+from odetx.errors import ConfigError, DataError
 from odetx.registry import Registry
 
 DEFAULT_ROOT = "data"  # torchvision's customary root, relative to the working directory
@@ -163,13 +166,17 @@ def info(spec: ImageSpec, cfg=None) -> DataInfo:
     )
 
 
-def train_augmentation(spec: ImageSpec) -> Callable[[Tensor], Tensor]:
-    """Random crop of the zero-padded image (and a mirror flip where it keeps the class)."""
+def train_augmentation(spec: ImageSpec, policy: str = "off") -> Callable[[Tensor], Tensor]:
+    """Random crop of the zero-padded image (and a mirror flip where it keeps the class),
+    then the ``data.randaugment`` policy, on uint8 pixels."""
     from torchvision.transforms import v2
 
     steps = [v2.RandomCrop(spec.image_size, padding=spec.crop_padding)]
     if spec.flip:
         steps.append(v2.RandomHorizontalFlip())
+    chosen = policy_transform(policy)
+    if chosen is not None:
+        steps.append(chosen)
     return v2.Compose(steps)
 
 
@@ -181,10 +188,19 @@ class ImageDataset(Dataset):
     """
 
     def __init__(
-        self, spec: ImageSpec, images: Tensor, labels: Tensor, index: Tensor, augment: bool
+        self,
+        spec: ImageSpec,
+        images: Tensor,
+        labels: Tensor,
+        index: Tensor,
+        augment: bool,
+        policy: str = "off",
+        erasing: float = 0.0,
     ) -> None:
         self.images, self.labels, self.index = images, labels, index
-        self.augment = train_augmentation(spec) if augment else None
+        self.augment = train_augmentation(spec, policy) if augment else None
+        # Erasing fills its box with noise of the normalised pixels' scale, so it runs last.
+        self.erase = random_erasing(erasing) if augment else None
         self.mean = torch.tensor(spec.mean).view(-1, 1, 1)
         self.std = torch.tensor(spec.std).view(-1, 1, 1)
 
@@ -196,7 +212,10 @@ class ImageDataset(Dataset):
         x = self.images[j]  # (C, H, W) uint8
         if self.augment is not None:
             x = self.augment(x)
-        return (x.float() / 255.0 - self.mean) / self.std, self.labels[j]
+        x = (x.float() / 255.0 - self.mean) / self.std
+        if self.erase is not None:
+            x = self.erase(x)
+        return x, self.labels[j]
 
 
 def validation_split(n: int, seed: int = SPLIT_SEED) -> tuple[np.ndarray, np.ndarray]:
@@ -254,7 +273,36 @@ def load(spec: ImageSpec, cfg) -> Splits:
     )
     train_idx, val_idx = (torch.from_numpy(i) for i in validation_split(len(train_y)))
     return Splits(
-        ImageDataset(spec, train_x, train_y, train_idx, augment=cfg.augment),
+        ImageDataset(
+            spec,
+            train_x,
+            train_y,
+            train_idx,
+            cfg.augment,
+            cfg.randaugment,
+            cfg.random_erasing,
+        ),
         ImageDataset(spec, train_x, train_y, val_idx, augment=False),
         ImageDataset(spec, test_x, test_y, torch.arange(len(test_y)), augment=False),
     )
+
+
+def check_augmentation(cfg) -> None:
+    """Refuse a ``data.randaugment`` policy or ``data.random_erasing`` that cannot apply:
+    an unknown policy, or a dataset that is not one of these image sets (digits are never
+    augmented; token ids have no pixels)."""
+    parse_policy(cfg.randaugment)
+    asked = [
+        key
+        for key, on in (
+            ("data.randaugment", cfg.randaugment != "off"),
+            ("data.random_erasing", cfg.random_erasing > 0),
+        )
+        if on
+    ]
+    if asked and cfg.name not in IMAGE_DATASETS:
+        raise ConfigError(
+            asked[0],
+            f"applies to the image datasets read from files ({', '.join(IMAGE_DATASETS.names())})"
+            f", not {cfg.name}",
+        )

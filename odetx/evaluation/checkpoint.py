@@ -50,6 +50,7 @@ class CheckpointEval:
             "solver": dataclasses.asdict(self.loaded.solver),
             "trained_solver": dataclasses.asdict(self.loaded.trained_solver),
             "solver_overridden": self.loaded.overridden,
+            "weights": self.loaded.weights,
             **self.result.to_dict(),
         }
 
@@ -61,9 +62,11 @@ def evaluate_checkpoint(
     data_root: str | None = None,
     batch_size: int | None = None,
     device: str = "cpu",
+    ema: bool = True,
 ) -> CheckpointEval:
     """Loss, accuracy, NFE and throughput of ``checkpoint`` (a file or a run directory,
-    then its ``best.pt``) on ``split``, integrated by its solver or ``solver_overrides``.
+    then its ``best.pt``) on ``split``, integrated by its solver or ``solver_overrides``;
+    with its weight average when it has one, unless ``ema`` is False.
 
     Raises:
         ConfigError: a bad split, batch size, device or solver override.
@@ -71,6 +74,6 @@ def evaluate_checkpoint(
         DataError: the dataset's files are missing.
     """
     check_split(split)
-    loaded = load_model(checkpoint, solver_overrides, device)
+    loaded = load_model(checkpoint, solver_overrides, device, ema)
     loader = eval_loader(loaded, load_split(loaded, split, data_root), batch_size)
     return CheckpointEval(loaded, split, evaluate(loaded.model, loader, loaded.device))

@@ -17,7 +17,7 @@ from odetx.errors import CheckpointError, ConfigError
 from odetx.models import build_model
 from odetx.resolve import resolve
 from odetx.runtime.device import resolve_device
-from odetx.solvers import resolve_solver, validate_solver
+from odetx.solvers import fit_coefficients, resolve_solver, validate_solver
 
 
 @dataclass
@@ -29,6 +29,7 @@ class LoadedModel:
     solver: SolverConfig
     path: Path
     state: dict = dataclasses.field(repr=False, default_factory=dict)
+    weights: str = "raw"  # "ema": the checkpoint's weight average; "raw": the trained weights
 
     @property
     def overridden(self) -> bool:
@@ -41,14 +42,19 @@ class LoadedModel:
     def rebuild(self, solver: SolverConfig, arch: str | None = None) -> nn.Module:
         """The trained weights in a new model integrated by a resolved ``solver`` (and ``arch``).
 
-        Every arch and solver shares one parameter layout, so the weights fit any of them.
+        Every arch and solver shares the field's parameter layout, so its weights fit any
+        of them; learned solver coefficients are dropped or start at their initial values
+        when the solver changes (:func:`odetx.solvers.fit_coefficients`).
         """
         model_cfg = self.config.model
         if arch is not None:
             model_cfg = dataclasses.replace(model_cfg, arch=arch)
         model = build_model(model_cfg, solver, self.info)
+        state = self.state
+        if solver.method != self.trained_solver.method:
+            state = fit_coefficients(state, model)  # learned coefficients follow the solver
         try:
-            model.load_state_dict(self.state)
+            model.load_state_dict(state)
         except RuntimeError as e:
             first = str(e).splitlines()[0]
             raise CheckpointError(
@@ -69,9 +75,16 @@ def override_solver(trained: SolverConfig, overrides: dict[str, Any]) -> SolverC
 
 
 def load_model(
-    checkpoint: str | Path, solver_overrides: dict[str, Any] | None = None, device: str = "cpu"
+    checkpoint: str | Path,
+    solver_overrides: dict[str, Any] | None = None,
+    device: str = "cpu",
+    ema: bool = True,
 ) -> LoadedModel:
-    """Load ``checkpoint`` (a file or a run directory, then its ``best.pt``)."""
+    """Load ``checkpoint`` (a file or a run directory, then its ``best.pt``).
+
+    A checkpoint of a run with ``train.ema`` carries the weight average beside the raw
+    weights; it is the model loaded unless ``ema`` is False (``--no-ema``).
+    """
     path = resolve_checkpoint_path(checkpoint, "best.pt")
     ckpt = load_checkpoint(path)
     try:
@@ -80,6 +93,8 @@ def load_model(
     except ConfigError as e:
         raise CheckpointError(f"{path} carries an invalid config ({e})") from None
     solver = override_solver(config.solver, solver_overrides or {})
-    loaded = LoadedModel(None, config, info, config.solver, solver, path, ckpt["model"])
+    weights = "ema" if ema and "model_ema" in ckpt else "raw"
+    state = ckpt["model_ema"] if weights == "ema" else ckpt["model"]
+    loaded = LoadedModel(None, config, info, config.solver, solver, path, state, weights)
     loaded.model = loaded.rebuild(solver).to(resolve_device(device, "--device"))
     return loaded

@@ -23,6 +23,8 @@ from torch.utils.data import DataLoader
 from odetx.data.base import IGNORE_INDEX
 from odetx.errors import SolverError
 
+TOP_K = 5
+
 
 @dataclass(frozen=True)
 class EvalResult:
@@ -32,6 +34,8 @@ class EvalResult:
     samples_per_s: float  # examples, or tokens, per second
     samples: int  # examples, or tokens scored
     lm: bool = False
+    top5: float | None = None  # classifiers of more than five classes
+
 
     @property
     def bpb(self) -> float:
@@ -45,6 +49,8 @@ class EvalResult:
     def to_dict(self) -> dict[str, float]:
         out = asdict(self)
         del out["lm"]
+        if self.top5 is None:
+            del out["top5"]
         if self.lm:
             out.update(bpb=self.bpb, ppl=self.ppl)
         return out
@@ -71,6 +77,13 @@ def forward_batch(
     return model(*inputs), y
 
 
+def top_k_hits(logits: torch.Tensor, y: torch.Tensor, k: int) -> int:
+    """Targets among the ``k`` highest logits (none when there are at most ``k`` classes)."""
+    if logits.shape[-1] <= k:
+        return 0
+    return int((logits.topk(k, dim=-1).indices == y.unsqueeze(-1)).any(-1).sum())
+
+
 def check_finite(out: torch.Tensor, where: str) -> None:
     if not torch.isfinite(out).all():
         raise SolverError(
@@ -95,7 +108,7 @@ def evaluate(
     """
     stack = stack if stack is not None else model.stack
     model.eval()
-    total_loss, correct, n, nfe, batches = 0.0, 0, 0, 0.0, 0
+    total_loss, correct, correct5, n, nfe, batches = 0.0, 0, 0, 0, 0.0, 0
     lm = False
     start = time.perf_counter()
     for batch in loader:
@@ -109,10 +122,16 @@ def evaluate(
         batches += 1
         total_loss += F.cross_entropy(logits, y, reduction="sum").item()
         correct += (logits.argmax(-1) == y).sum().item()
+        correct5 += top_k_hits(logits, y, TOP_K)
         n += scored(y)
     seconds = time.perf_counter() - start
     if reduce is not None:
-        total_loss, correct, n, nfe, batches = reduce([total_loss, correct, n, nfe, batches])
+        total_loss, correct, correct5, n, nfe, batches = reduce(
+            [total_loss, correct, correct5, n, nfe, batches]
+        )
+    # Top-5 says something only when there are more than five classes to rank; a language
+    # model's next-token ranking is left to its loss.
+    has_top5 = not lm and batches > 0 and logits.shape[-1] > TOP_K
     return EvalResult(
         loss=total_loss / max(n, 1),
         acc=correct / max(n, 1),
@@ -120,4 +139,5 @@ def evaluate(
         samples_per_s=n / seconds if seconds > 0 else 0.0,
         samples=int(n),
         lm=lm,
+        top5=correct5 / max(n, 1) if has_top5 else None,
     )

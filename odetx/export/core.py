@@ -164,7 +164,8 @@ def export_checkpoint(
     solver_overrides: dict[str, Any] | None = None,
     force: bool = False,
     batch_sizes: Sequence[int] = PARITY_BATCHES,
-    tolerance: float = TOLERANCE,
+    tolerance: float | None = None,
+    ema: bool = True,
 ) -> ExportReport:
     """Export ``checkpoint`` (a file or a run directory) integrated by its solver or
     ``solver_overrides``, in eval mode on CPU.
@@ -175,7 +176,9 @@ def export_checkpoint(
             else TorchScript.
         force: overwrite an existing ``out``.
         batch_sizes: batch sizes of the parity check (the largest is also timed).
-        tolerance: the largest ``|eager - exported|`` accepted.
+        tolerance: the largest ``|eager - exported|`` accepted; default: the format's
+            own limit, else :data:`TOLERANCE`.
+        ema: export a ``train.ema`` run's weight average (False: its trained weights).
 
     Raises:
         ConfigError: a bad format, destination or solver (nothing is written).
@@ -183,10 +186,14 @@ def export_checkpoint(
         ExportError: capture failed or parity does not hold (nothing is written).
     """
     format_ = choose_format(fmt, out)
+    if format_.requires is not None:
+        format_.requires()
+    if tolerance is None:
+        tolerance = format_.tolerance if format_.tolerance is not None else TOLERANCE
     ckpt_path = resolve_checkpoint_path(checkpoint, "best.pt")
     out = out if out is not None else ckpt_path.with_suffix(format_.suffix)
     check_destination(out, ckpt_path, force)
-    loaded = load_model(ckpt_path, solver_overrides, device="cpu")
+    loaded = load_model(ckpt_path, solver_overrides, device="cpu", ema=ema)
     refuse_adaptive(loaded)
     model = loaded.model.cpu().eval().requires_grad_(False)
     spec = input_spec(loaded.info)

@@ -8,6 +8,7 @@ files in :mod:`odetx.artefacts`.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -34,13 +35,27 @@ from odetx.runtime.device import resolve_device
 from odetx.runtime.loaders import make_loader, shard
 from odetx.runtime.precision import amp_label, autocast, grad_scaler
 from odetx.runtime.threads import apply_threads
+from odetx.training.board import Board, require_tensorboard
+from odetx.training.ema import weight_average
 from odetx.training.mixing import MixedTargets, mix_batch
-from odetx.training.optim import param_groups
+from odetx.training.optim import build_optimizer
 from odetx.training.reporting import NullReporter, Reporter
+from odetx.training.sampling import RepeatedSampler, micro_batches, optimizer_steps
 from odetx.training.schedule import cosine_with_warmup
 from odetx.training.state import Progress, rank_seed, restore, snapshot
+from odetx.training.transfer import init_from
 
 EpochCallback = Callable[[int, dict[str, Any]], None]
+
+
+def val_columns(val: EvalResult, suffix: str = "") -> dict[str, float]:
+    """A validation result as metrics.csv columns (``suffix``: ``_ema`` for the average)."""
+    cols = {"val_loss": val.loss, "val_acc": val.acc}
+    if val.top5 is not None:
+        cols["val_top5"] = val.top5
+    if val.lm:
+        cols.update(val_bpb=val.bpb, val_ppl=val.ppl)
+    return {f"{k}{suffix}": v for k, v in cols.items()}
 
 
 class Trainer:
@@ -69,6 +84,9 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.force = force
         self.lock = RunLock(self.run.path)
+        self.board: Board | None = None
+        if cfg.train.tensorboard and self.dist.is_main:
+            require_tensorboard()  # before any work or file
         if ckpt is None and self.dist.is_main and not force:
             self.run.claim()  # refused before any work; ``force`` clears it under the lock
 
@@ -79,19 +97,24 @@ class Trainer:
         self.info: DataInfo = entry.info(cfg.data)
         self.splits = entry.load(cfg.data)
         self.model = build_model(cfg.model, cfg.solver, self.info).to(self.device)
+        self.fresh: list[str] = []  # weights train.init_from left at their initialisation
+        if self.ckpt is None and t.init_from is not None:
+            self.fresh = init_from(self.model, t.init_from)
         self.autocast = autocast(t.amp, self.device)
         self.scaler = grad_scaler(t.amp, self.device)
         # ``self.model`` is the plain module (weights, NFE counters); the wrapped ones run it.
         self.train_model: nn.Module = self.model
+        self.ddp: DistributedDataParallel | None = None
         if d.enabled:
-            self.train_model = DistributedDataParallel(self.model)
+            self.train_model = self.ddp = DistributedDataParallel(self.model)
         self.eval_model: nn.Module = self.model
         if t.compile:
             self.train_model = torch.compile(self.train_model)
             self.eval_model = torch.compile(self.model)
         # Mixing blends pixels; token ids cannot be blended, so sequence data never mixes.
         self.mixing = self.info.kind == "image" and (t.mixup > 0 or t.cutmix > 0)
-        self.optimizer = torch.optim.AdamW(param_groups(self.model, t.weight_decay), lr=t.lr)
+        self.optimizer = build_optimizer(self.model, t)
+        self.ema = weight_average(self.model, t.ema, t.ema_every)
         self._make_loaders()
         self.progress = Progress()
         if d.is_main:  # one writer per run directory, from here to the end of the run
@@ -100,7 +123,14 @@ class Trainer:
             self.run.clean()
         if self.ckpt is not None:
             self.progress = restore(
-                self.ckpt, self.model, self.optimizer, self.scaler, d, t.seed, str(self.run.last)
+                self.ckpt,
+                self.model,
+                self.optimizer,
+                self.scaler,
+                d,
+                t.seed,
+                str(self.run.last),
+                self.ema,
             )
             if d.is_main:
                 self.run.sync(self.ckpt)
@@ -114,16 +144,25 @@ class Trainer:
         self.wall_before = self.progress.wall_time_s
         if d.is_main:
             self.run.write_config(cfg.to_dict())
+        if t.tensorboard and d.is_main:
+            resumed = self.progress.epoch if self.ckpt is not None else None
+            self.board = Board(self.run.path, resumed)
 
     def _make_loaders(self) -> None:
         t, d, workers = self.cfg.train, self.dist, self.cfg.data.num_workers
         batch = distributed.check_batch(t.batch_size, d.world_size)
         self.train_loader = make_loader(self.splits.train, batch, True, workers)
-        self.sampler: DistributedSampler | None = None
-        if d.enabled:
+        self.sampler: DistributedSampler | RepeatedSampler | None = None
+        repeats = self.cfg.data.repeated_aug
+        if repeats > 1:
+            self.sampler = RepeatedSampler(
+                len(self.splits.train), repeats, t.seed, d.rank, d.world_size
+            )
+        elif d.enabled:
             self.sampler = DistributedSampler(
                 self.splits.train, d.world_size, d.rank, shuffle=True, seed=t.seed
             )
+        if self.sampler is not None:
             self.train_loader = DataLoader(
                 self.splits.train, batch_size=batch, sampler=self.sampler, num_workers=workers
             )
@@ -131,9 +170,45 @@ class Trainer:
             make_loader(shard(split, d.rank, d.world_size), 2 * batch, False, workers)
             for split in (self.splits.val, self.splits.test)
         )
-        self.steps_per_epoch = len(self.train_loader)
+        # The schedule counts optimiser steps: ``train.accumulate`` micro-batches make one.
+        self.steps_per_epoch = optimizer_steps(len(self.train_loader), t.accumulate)
         self.total_steps = self.steps_per_epoch * t.epochs
         self.warmup_steps = round(t.warmup_epochs * self.steps_per_epoch)
+
+    def _recipe_header(self) -> dict[str, Any]:
+        """What differs from plain AdamW on whole batches from fresh weights."""
+        t = self.cfg.train
+        out: dict[str, Any] = {}
+        if t.optimizer != "adamw":
+            out["optimizer"] = t.optimizer
+        if t.accumulate > 1:
+            out["effective batch"] = f"{t.batch_size} x {t.accumulate} accumulated"
+        if self.ema is not None:
+            out["weight EMA"] = f"decay {t.ema:g} (best.pt chosen by it)"
+        if t.init_from is not None and self.ckpt is None:
+            fresh = f"; new head: {', '.join(self.fresh)}" if self.fresh else ""
+            out["init from"] = f"{t.init_from}{fresh}"
+        return out
+
+    def _sync_at(self, last: bool) -> contextlib.AbstractContextManager:
+        """DDP averages gradients over processes at a step's last micro-batch only."""
+        if last or self.ddp is None:
+            return contextlib.nullcontext()
+        return self.ddp.no_sync()
+
+    def _stop(self, loss_value: float, batch: int) -> None:
+        kept = (
+            f"{self.run.last} still holds epoch {self.saved_epoch}"
+            if self.saved_epoch
+            else "no epoch had finished, so nothing was saved"
+        )
+        error = TrainingError(
+            f"non-finite loss ({loss_value}) at epoch {self.progress.epoch + 1}, "
+            f"batch {batch}; "
+            f"stopped, and {kept}. Try a lower --lr, more solver steps or a smaller model"
+        )
+        error.every_rank = True  # the loss is summed over ranks: all of them stop here
+        raise error
 
     def _train_epoch(self) -> dict[str, float]:
         t, model, stack = self.cfg.train, self.train_model, self.model.stack
@@ -150,54 +225,52 @@ class Trainer:
         lr = t.lr
         start = time.perf_counter()
         self.reporter.epoch_start(self.progress.epoch + 1, t.epochs, self.steps_per_epoch)
-        for i, batch in enumerate(self.train_loader):
+        k = t.accumulate
+        for i, group in enumerate(micro_batches(self.train_loader, k)):
             lr = cosine_with_warmup(
                 self.progress.step, self.total_steps, self.warmup_steps, t.lr, t.min_lr_ratio
             )
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
-            stack.reset_nfe()
-            *inputs, y = (b.to(self.device, non_blocking=True) for b in batch)
-            mixed = None
-            if self.mixing:
-                inputs[0], mixed = mix_batch(inputs[0], y, t.mixup, t.cutmix)
-            with self.autocast():
-                logits = model(*inputs)
-            logits, y = flat_targets(logits, y)  # a language model's tokens are its examples
-            targets = mixed or MixedTargets(y, y, 1.0)
-            nfe_f = stack.nfe()
-            loss = targets.loss(logits.float(), t.label_smoothing)
-            # Every rank sees every rank's loss, so a blow-up anywhere stops all of them
-            # together with the same message instead of leaving the others waiting.
-            loss_value = self.dist.sum([loss.item()])[0] / self.dist.world_size
-            if not math.isfinite(loss_value):
-                kept = (
-                    f"{self.run.last} still holds epoch {self.saved_epoch}"
-                    if self.saved_epoch
-                    else "no epoch had finished, so nothing was saved"
-                )
-                error = TrainingError(
-                    f"non-finite loss ({loss_value}) at epoch {self.progress.epoch + 1}, "
-                    f"batch {i + 1}; "
-                    f"stopped, and {kept}. Try a lower --lr, more solver steps or a smaller model"
-                )
-                error.every_rank = True  # the loss is summed over ranks: all of them stop here
-                raise error
+            for param_group in self.optimizer.param_groups:
+                param_group["lr"] = lr
             self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
+            # Each micro-batch's mean loss weighted by its share of the step's targets: the
+            # gradients add up to those of the step's examples as one batch.
+            targets_in_step = sum(scored(batch[-1]) for batch in group)
+            for j, batch in enumerate(group):
+                stack.reset_nfe()
+                *inputs, y = (b.to(self.device, non_blocking=True) for b in batch)
+                mixed = None
+                if self.mixing:
+                    inputs[0], mixed = mix_batch(inputs[0], y, t.mixup, t.cutmix)
+                with self._sync_at(j == len(group) - 1):
+                    with self.autocast():
+                        logits = model(*inputs)
+                    logits, y = flat_targets(logits, y)  # a language model's tokens: examples
+                    targets = mixed or MixedTargets(y, y, 1.0)
+                    nfe_f = stack.nfe()
+                    loss = targets.loss(logits.float(), t.label_smoothing)
+                    # Every rank sees every rank's loss, so a blow-up anywhere stops all of
+                    # them together with the same message instead of leaving the others waiting.
+                    loss_value = self.dist.sum([loss.item()])[0] / self.dist.world_size
+                    if not math.isfinite(loss_value):
+                        self._stop(loss_value, i * k + j + 1)
+                    n = scored(y)
+                    share = loss if len(group) == 1 else loss * (n / targets_in_step)
+                    self.scaler.scale(share).backward()
+                sums["loss"] += loss.item() * n
+                sums["correct"] += targets.correct(logits)
+                sums["n"] += n
+                sums["nfe_f"] += nfe_f
+                sums["nfe_b"] += stack.nfe() - nfe_f
+                sums["batches"] += 1
             if t.grad_clip > 0:
                 self.scaler.unscale_(self.optimizer)
                 nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.progress.step += 1
-            n = scored(y)
-            sums["loss"] += loss.item() * n
-            sums["correct"] += targets.correct(logits)
-            sums["n"] += n
-            sums["nfe_f"] += nfe_f
-            sums["nfe_b"] += stack.nfe() - nfe_f
-            sums["batches"] += 1
+            if self.ema is not None:
+                self.ema.step(self.model, self.progress.step)
             seconds = time.perf_counter() - start
             self.reporter.batch(
                 i + 1,
@@ -226,6 +299,8 @@ class Trainer:
         try:
             return self._fit()
         finally:
+            if self.board is not None:
+                self.board.close()
             self.lock.release()
 
     def _fit(self) -> dict[str, Any]:
@@ -244,6 +319,7 @@ class Trainer:
                     {"amp": amp_label(cfg.train.amp, self.device)} if cfg.train.amp != "off" else {}
                 ),
                 **({"compile": True} if cfg.train.compile else {}),
+                **self._recipe_header(),
                 **({"processes": self.dist.world_size} if self.dist.world_size > 1 else {}),
                 "run": str(self.run.path),
                 "resumed_from_epoch": self.progress.epoch if self.ckpt is not None else None,
@@ -279,9 +355,11 @@ class Trainer:
             row = self._train_epoch()
             p.epoch += 1
             val = self._evaluate(self.val_loader)
-            row = {"epoch": p.epoch, **row, "val_loss": val.loss, "val_acc": val.acc}
-            if val.lm:
-                row.update(val_bpb=val.bpb, val_ppl=val.ppl)
+            row = {"epoch": p.epoch, **row, **val_columns(val)}
+            if self.ema is not None:
+                # The average is what eval, export and predict use, so it picks best.pt too.
+                val = self._evaluate(self.val_loader, self.ema.module)
+                row.update(val_columns(val, "_ema"))
             p.wall_time_s = self.wall_before + time.perf_counter() - started
             # Ties go to the later epoch: small validation sets tie often, and the later
             # weights have seen more of the schedule's low-learning-rate tail. A language
@@ -294,30 +372,43 @@ class Trainer:
                 p.best_val_acc, p.best_val_loss, p.best_epoch = val.acc, val.loss, p.epoch
             p.history.append(row)
             payload = snapshot(
-                self.cfg, self.info, self.model, self.optimizer, self.scaler, p, self.dist
+                self.cfg, self.info, self.model, self.optimizer, self.scaler, p, self.dist, self.ema
             )
             if self.dist.is_main:
                 self.run.commit(payload)
             self.saved_epoch = p.epoch  # from here a resume continues after this epoch
             if self.dist.is_main:
                 self.run.derive(payload)
+            if self.board is not None:
+                self.board.log(row)
             self.reporter.epoch_end(row)
             for callback in self.callbacks:
                 callback(p.epoch, row)
 
-    def _evaluate(self, loader: DataLoader) -> EvalResult:
-        return evaluate(
-            self.eval_model, loader, self.device, self.autocast, self.dist.sum, self.model.stack
-        )
+    def _evaluate(self, loader: DataLoader, model: nn.Module | None = None) -> EvalResult:
+        """``model`` (default: the trained weights) on ``loader``."""
+        if model is None:
+            model, stack = self.eval_model, self.model.stack
+        else:
+            stack = model.stack
+        return evaluate(model, loader, self.device, self.autocast, self.dist.sum, stack)
 
     def _finish(self, wall: float) -> dict[str, Any]:
-        last = self._evaluate(self.test_loader)
+        # The weights eval uses: the average when there is one.
+        used = self.ema.module if self.ema is not None else None
+        last = self._evaluate(self.test_loader, used)
         # Rank 0 reads best.pt and hands it on, so nodes need no shared filesystem.
-        best_state = None
+        best_states = None
         if self.dist.is_main:
-            best_state = load_checkpoint(self.run.best, map_location="cpu")["model"]
-        self.model.load_state_dict(self.dist.broadcast(best_state))
-        best = self._evaluate(self.test_loader)
+            best_ckpt = load_checkpoint(self.run.best, map_location="cpu")
+            best_states = {k: best_ckpt[k] for k in ("model", "model_ema") if k in best_ckpt}
+        best_states = self.dist.broadcast(best_states)
+        self.model.load_state_dict(best_states["model"])
+        raw = None
+        if self.ema is not None:
+            self.ema.module.load_state_dict(best_states["model_ema"])
+            raw = self._evaluate(self.test_loader)
+        best = self._evaluate(self.test_loader, used)
         cfg, p = self.cfg, self.progress
         summary = {
             **run_identity(cfg),
@@ -329,6 +420,7 @@ class Trainer:
             **({"best_val_loss": p.best_val_loss, "unit": self.info.unit} if best.lm else {}),
             "test": best.to_dict(),
             "test_last": last.to_dict(),
+            **({"weights": "ema", "test_raw": raw.to_dict()} if raw is not None else {}),
             "nfe_forward": best.nfe,
             "wall_time_s": wall,
             "device": str(self.device),

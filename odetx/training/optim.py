@@ -1,10 +1,14 @@
-"""The optimiser's parameter groups."""
+"""The optimiser: parameter groups, and the registered kind ``train.optimizer`` names."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import nn
+
+from odetx.config import TrainConfig
+from odetx.runtime.optimizers import OPTIMIZERS
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -19,3 +23,8 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
         {"params": decay, "weight_decay": weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
+
+
+def build_optimizer(model: nn.Module, t: TrainConfig) -> torch.optim.Optimizer:
+    """``t.optimizer`` over ``model``'s parameter groups (the schedule sets the lr per step)."""
+    return OPTIMIZERS[t.optimizer].build(param_groups(model, t.weight_decay), t)

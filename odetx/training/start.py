@@ -67,6 +67,12 @@ def prepare_run(
     if resume is not None:
         if file is not None:
             raise ConfigError("--config", "cannot be combined with --resume (the run has its own)")
+        if overrides.get("train.init_from") is not None:
+            raise ConfigError(
+                "--init-from", "starts a new run from weights; a resumed run has its own"
+            )
         return prepare_resume(resume, overrides)
     cfg = build_config(file, overrides)
+    if cfg.train.init_from is not None:  # before any work: the file is read when training starts
+        resolve_checkpoint_path(cfg.train.init_from, "best.pt")
     return RunPlan(cfg, Path(cfg.train.out) if cfg.train.out else default_run_dir(cfg))

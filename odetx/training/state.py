@@ -15,6 +15,7 @@ from odetx.data.base import DataInfo
 from odetx.errors import CheckpointError
 from odetx.models import count_params
 from odetx.runtime.distributed import Dist
+from odetx.training.ema import WeightAverage
 
 
 @dataclass
@@ -43,12 +44,15 @@ def snapshot(
     scaler: torch.amp.GradScaler,
     progress: Progress,
     dist: Dist,
+    ema: WeightAverage | None = None,
 ) -> dict[str, Any]:
-    """The checkpoint payload: weights, optimiser, scaler, every rank's RNG and the progress.
+    """The checkpoint payload: weights (and their average), optimiser, scaler, every rank's
+    RNG and the progress.
 
     Called on every rank: it gathers their RNG states.
     """
     return {
+        **(ema.state() if ema is not None else {}),
         "config": cfg.to_dict(),
         "data_info": dataclasses.asdict(info),
         "model": model.state_dict(),
@@ -74,6 +78,7 @@ def restore(
     dist: Dist,
     seed: int,
     source: str = "the checkpoint",
+    ema: WeightAverage | None = None,
 ) -> Progress:
     """Load a :func:`snapshot` into the live objects; returns the progress it saved.
 
@@ -86,6 +91,8 @@ def restore(
         optimizer.load_state_dict(ckpt["optimizer"])
         if "scaler" in ckpt:
             scaler.load_state_dict(ckpt["scaler"])
+        if ema is not None:
+            ema.load(ckpt)
         states = ckpt["rng"].get("ranks", [ckpt["rng"]["torch"]])
         if len(states) == dist.world_size:
             torch.set_rng_state(states[dist.rank])
