@@ -252,7 +252,7 @@ def test_bad_input_is_one_line_and_leaves_no_file(ckpt, tmp_path):
         ([untrusted, "--out", out], 1, "weights_only=True"),
         ([ckpt, "--out", tmp_path / "missing" / "m.ts"], 2, "does not exist"),
         ([ckpt, "--out", ckpt, "--force"], 2, "is the checkpoint itself"),
-        ([ckpt, "--out", out, "--format", "onnx"], 2, "unknown export format 'onnx'"),
+        ([ckpt, "--out", out, "--format", "tflite"], 2, "unknown export format 'tflite'"),
         ([ckpt, "--out", out, "--format", "pt2"], 2, "has the torchscript suffix .ts"),
         ([ckpt, "--out", out, "--steps", 0], 2, "solver.steps: must be a positive integer"),
     ]:

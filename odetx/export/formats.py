@@ -49,6 +49,9 @@ class ExportFormat:
         load_hint: the load line shown to users; ``{path}`` is filled in.
         steps: how the solver's step count lives in the artefact.
         note: one line shown after exporting, if any.
+        tolerance: the parity limit, when the format's runtime cannot match eager closer
+            than the default (None: the default).
+        requires: raises ConfigError when the format's optional packages are missing.
     """
 
     name: str
@@ -60,6 +63,8 @@ class ExportFormat:
     load_hint: str
     steps: str
     note: str | None = None
+    tolerance: float | None = None
+    requires: Callable[[], None] | None = None
 
 
 def _script(model: nn.Module, example: tuple, dynamic: tuple) -> Any:
