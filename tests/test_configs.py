@@ -29,6 +29,7 @@ def test_the_recipes_are_there():
     assert {
         "default.yaml",
         "cifar100-deit-tiny.yaml",
+        "cifar100-cct.yaml",
         "mnist.yaml",
         "listops.yaml",
         "parity.yaml",

@@ -265,3 +265,25 @@ def test_tensorboard_logs_the_metrics_rows(tiny_config, tmp_path):
     events = acc.Scalars("val_acc")
     assert [e.step for e in events] == [1, 2]
     assert events[-1].value == pytest.approx(float(last["val_acc"]), rel=1e-5)
+
+
+@pytest.mark.parametrize("name", ["cifar100-deit-tiny.yaml", "cifar100-cct.yaml"])
+def test_cifar_recipes_train_one_tiny_step_on_fake_files(tmp_path, name):
+    from tests.test_configs import CONFIG_DIR
+
+    make_cifar(tmp_path / "data", 100)
+    cfg = build_config(
+        CONFIG_DIR / name,
+        {
+            "data.root": str(tmp_path / "data"),
+            "model.dim": 16,
+            "model.depth": 2,
+            "model.heads": 2,
+            "train.epochs": 1,
+            "train.batch_size": 32,
+            "train.device": "cpu",
+            "train.threads": 1,
+        },
+    )
+    summary = Trainer(cfg, tmp_path / "run").fit()
+    assert summary["epochs"] == 1 and "top5" in summary["test"]
