@@ -23,8 +23,8 @@ def list_cmd() -> None:
     for col in ("name", "order", "kind", "stages", "from", "method"):
         t.add_column(col)
     for name, s in SOLVERS.items():
-        kind = "adaptive" if s.adaptive else "fixed-step"
-        t.add_row(name, str(s.order), kind, str(s.stages or "—"), s.source, s.reference)
+        order = "learned" if s.order is None else str(s.order)
+        t.add_row(name, order, s.kind, str(s.stages or "—"), s.source, s.reference)
     console.print(t)
 
     t = Table(title="datasets (--dataset)", title_justify="left")

@@ -35,6 +35,9 @@ class ODEStack(nn.Module):
                 substeps,
                 g * span,
                 (g + 1) * span,
+                width=model.dim,
+                drop_path=model.drop_path,
+                depth=model.depth,
             )
             for g in range(model.groups)
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from torch import nn
@@ -13,26 +14,41 @@ from odetx.errors import ConfigError
 from odetx.registry import Registry
 from odetx.solvers.adaptive import ADAPTIVE, ADAPTIVE_DEFAULTS, AdaptiveIntegrator
 from odetx.solvers.fixed import FixedStepIntegrator
+from odetx.solvers.learned import LEARNED, fit_coefficients, is_coefficient
 from odetx.solvers.tableau import TABLEAUS, ButcherTableau
 
 
 @dataclass(frozen=True)
 class SolverInfo:
     name: str
-    order: int
-    adaptive: bool
+    order: int | None  # None: learned coefficients, no order claimed
+    kind: str  # "fixed-step", "adaptive" or "learned": which builder makes its integrator
     stages: int | None
     source: str
     reference: str
 
+    @property
+    def adaptive(self) -> bool:
+        return self.kind == "adaptive"
+
 
 SOLVERS: Registry[SolverInfo] = Registry("solver")
 for _name, _t in TABLEAUS.items():
-    SOLVERS.register(_name, SolverInfo(_name, _t.order, False, _t.stages, "odetx", _t.reference))
+    SOLVERS.register(
+        _name, SolverInfo(_name, _t.order, "fixed-step", _t.stages, "odetx", _t.reference)
+    )
 for _name, _m in ADAPTIVE.items():
-    SOLVERS.register(_name, SolverInfo(_name, _m.order, True, None, "torchdiffeq", _m.reference))
+    SOLVERS.register(
+        _name, SolverInfo(_name, _m.order, "adaptive", None, "torchdiffeq", _m.reference)
+    )
+for _name, _l in LEARNED.items():
+    SOLVERS.register(
+        _name, SolverInfo(_name, None, "learned", _l.base.stages, "odetx", _l.reference)
+    )
 
 ADAPTIVE_NAMES = ", ".join(ADAPTIVE.names())
+
+Substeps = list[tuple[int, float]]
 
 # Far beyond any useful integration (each step is a pass through a whole layer), low
 # enough that a typo is refused at once instead of running for days or allocating the
@@ -84,12 +100,47 @@ def resolve_solver(cfg: SolverConfig) -> SolverConfig:
 
 
 def build_integrator(
-    field: nn.Module, cfg: SolverConfig, substeps: list[tuple[int, float]], t0: float, t1: float
+    field: nn.Module,
+    cfg: SolverConfig,
+    substeps: list[tuple[int, float]],
+    t0: float,
+    t1: float,
+    *,
+    width: int = 0,
+    drop_path: float = 0.0,
+    depth: float = 0.0,
 ) -> nn.Module:
-    """The integrator a resolved ``cfg`` names, over ``field`` on ``[t0, t1]``."""
-    info = SOLVERS[cfg.method]
-    if not info.adaptive:
-        return FixedStepIntegrator(field, TABLEAUS[cfg.method], substeps, cfg.steps, t0, t1)
+    """The integrator a resolved ``cfg`` names, over ``field`` on ``[t0, t1]``.
+
+    ``width`` is the model's ``dim`` (learned gates read the state); ``drop_path``
+    and ``depth`` (the stack's end) set stochastic depth, which only fixed-step
+    integrators apply (an adaptive one is only ever built with it for evaluation,
+    where it is off).
+    """
+    build = _BUILDERS[SOLVERS[cfg.method].kind]
+    return build(field, cfg, substeps, t0, t1, width, drop_path, depth)
+
+
+# Each builder: (field, cfg, substeps, t0, t1, width, drop_path, depth) -> integrator.
+def _fixed(
+    field: nn.Module, cfg: SolverConfig, substeps: Substeps, t0: float, t1: float, *extra: float
+) -> nn.Module:
+    _, drop_path, depth = extra
+    tableau = TABLEAUS[cfg.method]
+    return FixedStepIntegrator(field, tableau, substeps, cfg.steps, t0, t1, drop_path, depth)
+
+
+def _learned(
+    field: nn.Module, cfg: SolverConfig, substeps: Substeps, t0: float, t1: float, *extra: float
+) -> nn.Module:
+    width, drop_path, depth = extra
+    m = LEARNED[cfg.method]
+    return m.integrator(field, m.base, substeps, cfg.steps, t0, t1, drop_path, depth, int(width))
+
+
+def _adaptive(
+    field: nn.Module, cfg: SolverConfig, substeps: Substeps, t0: float, t1: float, *extra: float
+) -> nn.Module:
     opts = {k: getattr(cfg, k) for k in ADAPTIVE_DEFAULTS}
     if None in opts.values():
         raise ValueError(
@@ -100,15 +151,25 @@ def build_integrator(
     )
 
 
+_BUILDERS: dict[str, Callable[..., nn.Module]] = {
+    "fixed-step": _fixed,
+    "learned": _learned,
+    "adaptive": _adaptive,
+}
+
+
 __all__ = [
     "ADAPTIVE",
     "ADAPTIVE_NAMES",
     "AdaptiveIntegrator",
     "ButcherTableau",
     "FixedStepIntegrator",
+    "LEARNED",
     "SOLVERS",
     "TABLEAUS",
     "build_integrator",
+    "fit_coefficients",
+    "is_coefficient",
     "resolve_solver",
     "validate_solver",
 ]
