@@ -358,6 +358,16 @@ def sweep_costs(cells, names) -> str:
     return md_table(head, rows)
 
 
+def cpus_line(cells: list[tuple[str, str, dict]]) -> str:
+    """The CPUs the runs record (bit-exact reruns need the same kind), for the setup line."""
+    cpus = sorted({r["cpu"] for _, _, r in cells if r.get("cpu")})
+    missing = sum(1 for _, _, r in cells if not r.get("cpu"))
+    text = "; ".join(cpus) if cpus else "CPU not recorded by these runs"
+    if cpus and missing:
+        text += f"; {missing} run(s) predate the record"
+    return text
+
+
 def write_page(cells: list[tuple[str, str, dict]]) -> None:
     import torch
 
@@ -392,6 +402,7 @@ def write_page(cells: list[tuple[str, str, dict]]) -> None:
     page_text = text.format(
         conclusions=conclusions(page),
         machine=platform.machine(),
+        cpus=cpus_line(cells),
         torch=torch.__version__.split("+")[0],
         python=platform.python_version(),
         digits=load_sweep(SWEEPS["study-digits"])[0].config,

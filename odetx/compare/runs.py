@@ -254,6 +254,7 @@ def read_run(path: Path) -> dict[str, Any]:
         "test_bpb_last": last.get("bpb"),
         "nfe": summary.get("nfe_forward"),
         "wall_time_s": summary.get("wall_time_s"),
+        "cpu": summary.get("cpu") if isinstance(summary.get("cpu"), str) else None,
     }
 
 
@@ -333,6 +334,8 @@ def pool_seeds(runs: list[dict[str, Any]], labels: list[str | None]) -> list[dic
         row["seeds"] = len(members)
         row["seed_values"] = [r["config"].get(SEED) for r in members]
         row["runs"] = [r["run"] for r in members]
+        # Wall times, and the last digits of a metric, are comparable only on one kind of CPU.
+        row["cpus"] = sorted({r["cpu"] for r in members if r["cpu"] is not None})
         rows.append(row)
     order = list(dict.fromkeys(labels))
     rows.sort(

@@ -31,6 +31,7 @@ from odetx.evaluation.loop import flat_targets, scored
 from odetx.models import build_model, count_params
 from odetx.runtime import distributed
 from odetx.runtime.compile import graph_breaks
+from odetx.runtime.cpu import cpu_kind
 from odetx.runtime.device import resolve_device
 from odetx.runtime.loaders import make_loader, shard
 from odetx.runtime.precision import amp_label, autocast, grad_scaler
@@ -313,6 +314,7 @@ class Trainer:
                 "params": count_params(self.model),
                 "device": str(self.device),
                 "threads": f"{self.threads.count} ({self.threads.why})",
+                "cpu": cpu_kind(),  # bit-exact reruns need the same kind (its SIMD kernels)
                 # Only what differs from plain float32 eager training on one process.
                 **({"fused layer": True} if cfg.model.fused else {}),
                 **(
@@ -426,6 +428,7 @@ class Trainer:
             "device": str(self.device),
             "processes": self.dist.world_size,
             "threads": self.threads.count,
+            "cpu": cpu_kind(),
             "amp": cfg.train.amp,
             "torch": torch.__version__,
         }
