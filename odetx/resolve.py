@@ -54,6 +54,8 @@ def resolve(cfg: Config) -> Config:
         if data.context == 0:  # windows as long as the model reads
             data = dataclasses.replace(data, context=model.context)
         check_context(model, data.context)
+    if dataset.settle is not None:  # keys the files decide (ListOps' padded length)
+        data = dataset.settle(data)
     out = dataclasses.replace(cfg, model=model, data=data, solver=resolve_solver(cfg.solver))
     check_params(out, cfg)
     return out

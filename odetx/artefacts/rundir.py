@@ -57,6 +57,8 @@ def run_identity(cfg: Config) -> dict[str, Any]:
         "steps": cfg.solver.steps,
         "depth": cfg.model.depth,
         "groups": cfg.model.groups,
+        # Token datasets read from files pad to their longest example (set when resolved).
+        **({"max_len": cfg.data.max_len} if cfg.data.max_len > 0 else {}),
     }
 
 

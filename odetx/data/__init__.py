@@ -43,6 +43,7 @@ register_dataset(
         listops.load,
         "ListOps nested MIN/MAX/MED/SM expressions (LRA, Tay et al. 2021), 10 classes",
         "--data-dir with LRA's basic_{train,val,test}.tsv, else generated offline from data.seed",
+        settle=listops.settle,
     )
 )
 register_dataset(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from torch.utils.data import Dataset
 
@@ -54,6 +55,9 @@ class DatasetEntry:
             config pairing it with a model for another kind is refused first.
         info: static shapes (may depend on the data config).
         load: reads or generates the three splits.
+        settle: fills the data keys that depend on the files read (ListOps' padded
+            length), once, when the config is resolved, so the run's config and
+            checkpoints record them; ``None`` where nothing does.
         description, source, download: one line each for ``odetx list`` and the README.
     """
 
@@ -64,3 +68,4 @@ class DatasetEntry:
     description: str
     source: str
     download: bool = False
+    settle: Callable[[Any], Any] | None = None

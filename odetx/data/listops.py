@@ -10,6 +10,9 @@ The splits are read from LRA's ``basic_train.tsv``, ``basic_val.tsv`` and
 when ``data.root`` points at them, and otherwise generated offline from
 ``data.seed`` with LRA's tree distribution. :func:`write_tsv` writes generated
 sets in the same layout, parentheses included, so the two are interchangeable.
+Generated sets are padded to ``data.seq_len_max`` (or ``data.max_len``); read files
+to their longest example (:func:`settle`), at most LRA's 2,000 tokens unless
+``data.max_len`` says otherwise.
 
 **Median.** LRA computes ``int(np.median(args))``: for an even count that is the
 mean of the two middle values rounded down (``[MED 1 4 ]`` is 2), not the lower
@@ -19,6 +22,7 @@ median (1). odetx follows LRA so that generated and downloaded labels agree.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import random
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -55,6 +59,9 @@ TOKEN_ID: dict[str, int] = {tok: i for i, tok in enumerate(VOCAB)}
 SPLIT_FILES = {"train": "basic_train.tsv", "val": "basic_val.tsv", "test": "basic_test.tsv"}
 HEADER = ["Source", "Target"]
 VALUE_P = 0.25  # LRA: below the depth limit a node is an operator with this probability
+# LRA's ListOps expressions are at most 2,000 tokens long (Tay et al. 2021); a file with
+# longer ones is more likely another dataset than a longer ListOps, so it needs max_len.
+LRA_MAX_LEN = 2000
 
 # A digit, or an operator token with its arguments.
 Tree = int | tuple[str, tuple["Tree", ...]]
@@ -282,6 +289,44 @@ def read_tsv(path: str | Path) -> tuple[list[list[int]], list[int]]:
     return ids, labels
 
 
+def _split_paths(root: str | Path) -> dict[str, Path]:
+    folder = Path(root)
+    missing = [name for name in SPLIT_FILES.values() if not (folder / name).is_file()]
+    if missing:
+        expected = ", ".join(SPLIT_FILES.values())
+        raise DataError(
+            f"listops: {folder} lacks {', '.join(missing)} (expected {expected}, as in LRA's "
+            "listops-1000); omit --data-dir to generate a set offline, or write one with "
+            "odetx data listops --out DIR"
+        )
+    return {split: folder / name for split, name in SPLIT_FILES.items()}
+
+
+def settle(cfg):
+    """``cfg`` with ``max_len`` the longest example of the files under ``data.root``.
+
+    The model's positions are sized from the files read, so LRA's own files (up to
+    2,000 tokens) load whatever the generator's ``seq_len_max`` says; the resolved
+    config, and so every checkpoint, records the length. Generated sets, and an
+    explicit ``data.max_len``, are left as they are.
+    """
+    if cfg.root is None or cfg.max_len > 0:
+        return cfg
+    length, where = 0, ""
+    for path in _split_paths(cfg.root).values():
+        ids, _ = read_tsv(path)
+        i = max(range(len(ids)), key=lambda k: len(ids[k]))
+        if len(ids[i]) > length:
+            length, where = len(ids[i]), f"{path} (example {i})"
+    if length > LRA_MAX_LEN:
+        raise ConfigError(
+            "data.max_len",
+            f"{where} has {length:,} tokens, more than LRA's {LRA_MAX_LEN:,}; "
+            f"set data.max_len={length} to read the files anyway",
+        )
+    return dataclasses.replace(cfg, max_len=length)
+
+
 def load(cfg) -> Splits:
     """Read the TSV files under ``data.root``, or generate the set when no root is given."""
     max_len = padded_len(cfg)
@@ -295,14 +340,5 @@ def load(cfg) -> Splits:
             for split, ts in trees.items()
         }
     else:
-        folder = Path(cfg.root)
-        missing = [name for name in SPLIT_FILES.values() if not (folder / name).is_file()]
-        if missing:
-            expected = ", ".join(SPLIT_FILES.values())
-            raise DataError(
-                f"listops: {folder} lacks {', '.join(missing)} (expected {expected}, as in LRA's "
-                "listops-1000); omit --data-dir to generate a set offline, or write one with "
-                "odetx data listops --out DIR"
-            )
-        parts = {split: read_tsv(folder / name) for split, name in SPLIT_FILES.items()}
+        parts = {split: read_tsv(path) for split, path in _split_paths(cfg.root).items()}
     return Splits(*(PaddedTokens(*parts[s], max_len) for s in SPLITS))
