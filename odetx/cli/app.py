@@ -75,7 +75,7 @@ def _root(
 
 
 def _register() -> None:
-    from odetx.cli import compare, data, evaluate, export, generate, listing, train
+    from odetx.cli import compare, data, evaluate, export, generate, listing, predict, train
 
     app.command("train")(command(train.train))
     app.command("eval")(command(evaluate.eval_cmd))
@@ -83,6 +83,7 @@ def _register() -> None:
     app.command("export")(command(export.export_cmd))
     app.command("generate")(command(generate.generate_cmd))
     app.command("list")(command(listing.list_cmd))
+    app.command("predict")(command(predict.predict_cmd))
     data_app = typer.Typer(help="Prepare datasets offline.", no_args_is_help=True)
     data_app.command("listops")(command(data.data_listops))
     app.add_typer(data_app, name="data")

@@ -1,0 +1,244 @@
+"""Classify files with a trained model: a checkpoint or an exported artefact.
+
+Inputs are read as the run's data was: images are decoded with torchvision, turned
+grey or RGB to the run's channels, resized to its size and normalised with its
+dataset's statistics; token models read one example per text line (parity: a string
+of 0s and 1s; listops: the space-separated tokens of its files). An input that cannot
+be read becomes one :class:`Failure`; the others are still predicted.
+
+Language models are not classifiers: ``odetx generate`` continues their text.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchvision.io import ImageReadMode, decode_image
+
+from odetx.data import digits, listops, parity
+from odetx.data.base import DataInfo
+from odetx.data.images import IMAGE_DATASETS
+from odetx.errors import CheckpointError, ConfigError, DataError
+from odetx.evaluation.load import load_model
+from odetx.registry import Registry
+
+METADATA = "odetx.json"
+
+
+@dataclass(frozen=True)
+class Predictor:
+    """A model called like the eager one, with what reading its inputs needs."""
+
+    model: Callable[..., Tensor]
+    info: DataInfo
+    data_name: str
+    source: Path
+
+
+@dataclass(frozen=True)
+class Prediction:
+    input: str
+    top: list[tuple[int, float]]  # (class, probability), most likely first
+
+    def to_dict(self) -> dict:
+        return {"input": self.input, "top": [{"class": c, "prob": p} for c, p in self.top]}
+
+
+@dataclass(frozen=True)
+class Failure:
+    input: str
+    reason: str
+
+
+# ----------------------------------------------------------------- loading
+
+
+def _metadata_predictor(model: Callable[..., Tensor], meta: str, path: Path) -> Predictor:
+    try:
+        record = json.loads(meta)
+        info = DataInfo(**record["data_info"])
+        name = record["config"]["data"]["name"]
+    except (ValueError, KeyError, TypeError):
+        raise CheckpointError(f"{path} carries no odetx.json metadata") from None
+    return Predictor(model, info, name, path)
+
+
+def _from_torchscript(path: Path, ema: bool) -> Predictor:
+    extra = {METADATA: ""}
+    model = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    return _metadata_predictor(model, extra[METADATA], path)
+
+
+def _from_pt2(path: Path, ema: bool) -> Predictor:
+    extra = {METADATA: ""}
+    with path.open("rb") as f:
+        model = torch.export.load(f, extra_files=extra).module()
+    return _metadata_predictor(model, extra[METADATA], path)
+
+
+def _from_onnx(path: Path, ema: bool) -> Predictor:
+    try:
+        import onnx
+        import onnxruntime
+    except ImportError:
+        raise ConfigError("MODEL", "an .onnx model needs pip install 'odetx[onnx]'") from None
+    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}.get(METADATA, "")
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+
+    def run(*inputs: Tensor) -> Tensor:
+        feed = {n: x.numpy() for n, x in zip(names, inputs, strict=True)}
+        return torch.from_numpy(session.run(None, feed)[0])
+
+    return _metadata_predictor(run, meta, path)
+
+
+def _from_checkpoint(path: Path, ema: bool) -> Predictor:
+    loaded = load_model(path, device="cpu", ema=ema)
+    return Predictor(loaded.model.eval(), loaded.info, loaded.config.data.name, loaded.path)
+
+
+LOADERS: Registry[Callable[[Path, bool], Predictor]] = Registry("model file suffix")
+LOADERS.register(".ts", _from_torchscript)
+LOADERS.register(".pt2", _from_pt2)
+LOADERS.register(".onnx", _from_onnx)
+
+
+def load_predictor(source: str | Path, ema: bool = True) -> Predictor:
+    """A checkpoint or run directory (``ema`` picks a ``train.ema`` run's average), or an
+    exported ``.ts``/``.pt2``/``.onnx`` file described by its ``odetx.json``."""
+    path = Path(source)
+    loader = LOADERS[path.suffix] if path.is_file() and path.suffix in LOADERS else None
+    predictor = (loader or _from_checkpoint)(path, ema)
+    if predictor.info.kind == "text":
+        raise ConfigError(
+            "MODEL", "a language model predicts text, not classes; use odetx generate"
+        )
+    return predictor
+
+
+# ----------------------------------------------------------------- reading inputs
+
+
+def image_statistics(data_name: str) -> tuple[Tensor, Tensor]:
+    """Per-channel mean and std of the run's training images, on pixels in [0, 1]."""
+    if data_name in IMAGE_DATASETS:
+        spec = IMAGE_DATASETS[data_name]
+        return torch.tensor(spec.mean), torch.tensor(spec.std)
+    pixels, labels = digits.read_raw()  # the digits are normalised by their own split
+    train = torch.from_numpy(pixels[digits.stratified_split(labels)["train"]] / 16.0).float()
+    return train.mean().reshape(1), train.std().reshape(1)
+
+
+def read_image(path: Path, info: DataInfo, mean: Tensor, std: Tensor) -> Tensor:
+    """``(C, H, W)`` float32 as the model saw its training images."""
+    try:
+        data = torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8)
+        mode = ImageReadMode.GRAY if info.in_chans == 1 else ImageReadMode.RGB
+        with warnings.catch_warnings():  # torchvision's notice that torchcodec supersedes it
+            warnings.simplefilter("ignore", DeprecationWarning)
+            image = decode_image(data, mode=mode)
+    except OSError as e:
+        raise DataError(f"cannot read it ({e.strerror or e})") from None
+    except RuntimeError:
+        raise DataError("not a PNG or JPEG image") from None
+    size = info.image_size
+    x = image.float() / 255.0
+    if x.shape[-2:] != (size, size):
+        x = F.interpolate(x[None], size=(size, size), mode="bilinear", antialias=True)[0]
+    return (x - mean.view(-1, 1, 1)) / std.view(-1, 1, 1)
+
+
+def encode_parity(line: str) -> list[int]:
+    if not line or set(line) - {"0", "1"}:
+        raise DataError("a parity example is a string of 0s and 1s")
+    return [parity.BIT_TOKEN[int(c)] for c in line]
+
+
+def encode_listops(line: str) -> list[int]:
+    tokens = line.split()
+    unknown = sorted({t for t in tokens if t not in listops.TOKEN_ID or t == listops.VOCAB[0]})
+    if not tokens or unknown:
+        raise DataError(f"not a ListOps expression (unknown tokens: {' '.join(unknown[:5])})")
+    return [listops.TOKEN_ID[t] for t in tokens]
+
+
+ENCODERS: Registry[Callable[[str], list[int]]] = Registry("token dataset")
+ENCODERS.register("parity", encode_parity)
+ENCODERS.register("listops", encode_listops)
+
+
+def read_lines(sources: Sequence[str], stdin: Callable[[], str]) -> list[tuple[str, str]]:
+    """``(name, line)`` for every non-empty line; ``-`` is standard input."""
+    out = []
+    for source in sources:
+        if source == "-":
+            text = stdin()
+        else:
+            try:
+                text = Path(source).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as e:
+                out.append((source, f"\0{getattr(e, 'strerror', None) or e}"))
+                continue
+        for i, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                out.append((f"{source}:{i}", line.strip()))
+    return out
+
+
+# ----------------------------------------------------------------- predicting
+
+
+def top_k(logits: Tensor, k: int) -> list[tuple[int, float]]:
+    probs = logits.double().softmax(-1)
+    values, idx = probs.topk(min(k, probs.numel()))
+    return [(int(i), float(v)) for i, v in zip(idx, values, strict=True)]
+
+
+@torch.no_grad()
+def predict(
+    source: str | Path,
+    inputs: Sequence[str],
+    k: int = 5,
+    ema: bool = True,
+    stdin: Callable[[], str] | None = None,
+) -> tuple[list[Prediction], list[Failure]]:
+    """Top-``k`` classes for every input (image files, or text lines for token models)."""
+    if k < 1:
+        raise ConfigError("--top-k", f"must be at least 1, got {k}")
+    p = load_predictor(source, ema)
+    done: list[Prediction] = []
+    failed: list[Failure] = []
+    if p.info.kind == "image":
+        mean, std = image_statistics(p.data_name)
+        for name in inputs:
+            try:
+                x = read_image(Path(name), p.info, mean, std)
+            except DataError as e:
+                failed.append(Failure(name, str(e)))
+                continue
+            done.append(Prediction(name, top_k(p.model(x[None])[0], k)))
+        return done, failed
+    if p.data_name not in ENCODERS:
+        raise ConfigError("MODEL", f"reading {p.data_name} examples from text is not supported")
+    encode = ENCODERS[p.data_name]
+    for name, line in read_lines(inputs, stdin or (lambda: "")):
+        try:
+            if line.startswith("\0"):
+                raise DataError(f"cannot read it ({line[1:]})")
+            ids = encode(line)
+            if len(ids) > p.info.max_len:
+                raise DataError(f"{len(ids)} tokens, more than the model's {p.info.max_len}")
+        except DataError as e:
+            failed.append(Failure(name, str(e)))
+            continue
+        tokens = torch.tensor([ids])
+        done.append(Prediction(name, top_k(p.model(tokens, tokens != 0)[0], k)))
+    return done, failed
