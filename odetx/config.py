@@ -114,6 +114,9 @@ class TrainConfig:
     ema_every: int = 1  # optimiser steps between EMA updates
     tensorboard: bool = False  # also log metrics.csv's rows under RUN/tensorboard (extra)
     init_from: str | None = None  # a checkpoint whose matching weights start a new run
+    reg_kinetic: float = 0.0  # weight of ∫‖f‖² dt (RNODE kinetic energy); 0 is off
+    reg_jacobian: float = 0.0  # weight of ∫‖∂f/∂x‖_F² dt (Hutchinson estimate); 0 is off
+    steer: float = 0.0  # STEER: each group's end time drawn from [t1 − b, t1 + b] in training
 
 
 @dataclass(frozen=True)
@@ -482,6 +485,15 @@ MAX_EXAMPLES = 100_000_000
 MAX_LENGTH = 1_000_000
 
 
+def _check_regularisers(cfg: Config) -> None:
+    """Regularisation weights and STEER's half-width are finite and non-negative (the
+    span and solver checks need the resolved model: ``odetx.resolve.check_regularisers``)."""
+    t = cfg.train
+    inf = math.inf
+    for key in ("reg_kinetic", "reg_jacobian", "steer"):
+        _check_number(f"train.{key}", getattr(t, key), 0.0, inf, open_high=False)
+
+
 def check_values(cfg: Config) -> None:
     """Checks that need no registry: ranges of the training and model numbers.
 
@@ -509,6 +521,7 @@ def check_values(cfg: Config) -> None:
         value = getattr(t, key)
         if not 1 <= value <= MAX_EPOCHS:
             raise ConfigError(f"train.{key}", f"must lie in [1, {MAX_EPOCHS:,}], got {value}")
+    _check_regularisers(cfg)
     # 0 is off; 1 would never move the average off the first weights.
     _check_number("train.ema", t.ema, 0.0, 1.0, open_high=True)
     _check_number("train.momentum", t.momentum, 0.0, 1.0, open_high=True)

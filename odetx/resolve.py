@@ -49,6 +49,7 @@ def resolve(cfg: Config) -> Config:
     check_drop_path(cfg.model, cfg.solver)
     model = resolve_model(cfg.model)
     check_kind(model, dataset.kind)
+    check_regularisers(cfg.train, model, cfg.solver)
     data = cfg.data
     if dataset.kind == "text":
         if data.context == 0:  # windows as long as the model reads
@@ -68,6 +69,20 @@ def check_drop_path(model: ModelConfig, solver: SolverConfig) -> None:
             "model.drop_path",
             f"applies to fixed-step solvers; {solver.method} adapts its steps "
             "(train with e.g. rk4, or set model.drop_path=0)",
+        )
+
+
+def check_regularisers(train: TrainConfig, model: ModelConfig, solver: SolverConfig) -> None:
+    """STEER moves a group's end by less than its span; the penalised path runs forward
+    solves (an adjoint would need the augmented state's own adjoint)."""
+    span = model.depth / model.groups
+    if train.steer > 0.0 and train.steer >= span:
+        message = f"must be below the group span depth/groups = {span:g}, got {train.steer}"
+        raise ConfigError("train.steer", message)
+    active = train.reg_kinetic > 0.0 or train.reg_jacobian > 0.0 or train.steer > 0.0
+    if active and solver.adjoint:
+        raise ConfigError(
+            "solver.adjoint", "train.reg_kinetic, reg_jacobian and steer need solver.adjoint=false"
         )
 
 

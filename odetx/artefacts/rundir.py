@@ -43,6 +43,8 @@ LM_METRIC_FIELDS = ("val_bpb", "val_ppl")
 EXTRA_METRIC_FIELDS = (
     "val_top5",
     *(f"{k}_ema" for k in ("val_loss", "val_acc", "val_top5", *LM_METRIC_FIELDS)),
+    "reg_kinetic",  # train.reg_kinetic / reg_jacobian: the epoch's mean penalty
+    "reg_jacobian",
 )
 DEFAULT_ROOT = Path("runs")
 

@@ -96,10 +96,11 @@ class RichReporter:
     def epoch_end(self, row: dict[str, Any]) -> None:
         self.close()
         bpb = f"bpb {row['val_bpb']:.3f}  " if "val_bpb" in row else ""
+        reg = "".join(f"{k} {row[k]:.3g}  " for k in ("reg_kinetic", "reg_jacobian") if k in row)
         self.console.print(
             f"epoch {row['epoch']}/{self.epochs}  "
             f"train loss {row['train_loss']:.4f} acc {row['train_acc']:.3f}  "
-            f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.3f}  {bpb}"
+            f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.3f}  {bpb}{reg}"
             f"lr {row['lr']:.2e}  nfe {fmt(row['nfe_forward'])}/{fmt(row['nfe_backward'])}  "
             f"{row['samples_per_s']:.0f} samples/s  {row['seconds']:.1f}s",
             highlight=False,

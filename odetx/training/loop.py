@@ -40,6 +40,7 @@ from odetx.training.board import Board, require_tensorboard
 from odetx.training.ema import weight_average
 from odetx.training.mixing import MixedTargets, mix_batch
 from odetx.training.optim import build_optimizer
+from odetx.training.regularise import Terms, collecting, reg_columns
 from odetx.training.reporting import NullReporter, Reporter
 from odetx.training.sampling import RepeatedSampler, micro_batches, optimizer_steps
 from odetx.training.schedule import cosine_with_warmup
@@ -72,6 +73,7 @@ class Trainer:
         force: bool = False,
     ) -> None:
         self.cfg = cfg
+        self.reg_terms = Terms.of(cfg.train)
         # Before any parallel work: resizing torch's thread pool once it has run can abort.
         self.threads = apply_threads(cfg.train.threads, distributed.local_processes())
         device = resolve_device(cfg.train.device)
@@ -223,6 +225,8 @@ class Trainer:
         if hasattr(self.splits.train, "set_epoch"):  # text: this epoch's random windows
             self.splits.train.set_epoch(self.progress.epoch)
         sums = {"loss": 0.0, "correct": 0.0, "n": 0, "nfe_f": 0.0, "nfe_b": 0.0, "batches": 0}
+        if self.reg_terms.active:
+            sums.update(reg_kinetic=0.0, reg_jacobian=0.0)
         lr = t.lr
         start = time.perf_counter()
         self.reporter.epoch_start(self.progress.epoch + 1, t.epochs, self.steps_per_epoch)
@@ -244,19 +248,21 @@ class Trainer:
                 if self.mixing:
                     inputs[0], mixed = mix_batch(inputs[0], y, t.mixup, t.cutmix)
                 with self._sync_at(j == len(group) - 1):
-                    with self.autocast():
+                    with self.autocast(), self._regularising() as reg:
                         logits = model(*inputs)
                     logits, y = flat_targets(logits, y)  # a language model's tokens: examples
                     targets = mixed or MixedTargets(y, y, 1.0)
                     nfe_f = stack.nfe()
                     loss = targets.loss(logits.float(), t.label_smoothing)
+                    penalty = reg.loss(self.reg_terms) if reg is not None else 0.0
                     # Every rank sees every rank's loss, so a blow-up anywhere stops all of
                     # them together with the same message instead of leaving the others waiting.
                     loss_value = self.dist.sum([loss.item()])[0] / self.dist.world_size
                     if not math.isfinite(loss_value):
                         self._stop(loss_value, i * k + j + 1)
                     n = scored(y)
-                    share = loss if len(group) == 1 else loss * (n / targets_in_step)
+                    share = loss + penalty if reg is not None else loss
+                    share = share if len(group) == 1 else share * (n / targets_in_step)
                     self.scaler.scale(share).backward()
                 sums["loss"] += loss.item() * n
                 sums["correct"] += targets.correct(logits)
@@ -264,6 +270,9 @@ class Trainer:
                 sums["nfe_f"] += nfe_f
                 sums["nfe_b"] += stack.nfe() - nfe_f
                 sums["batches"] += 1
+                if reg is not None:
+                    sums["reg_kinetic"] += float(torch.as_tensor(reg.kinetic).detach())
+                    sums["reg_jacobian"] += float(torch.as_tensor(reg.jacobian).detach())
             if t.grad_clip > 0:
                 self.scaler.unscale_(self.optimizer)
                 nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
@@ -293,7 +302,15 @@ class Trainer:
             "nfe_backward": sums["nfe_b"] / sums["batches"],
             "seconds": seconds,
             "samples_per_s": sums["n"] / seconds if seconds > 0 else 0.0,
+            **reg_columns(self.reg_terms, sums),
         }
+
+    def _regularising(self) -> contextlib.AbstractContextManager:
+        """The penalised training path when a regulariser or STEER is on, else nothing
+        (with every term 0 the step is today's, bit for bit)."""
+        if not self.reg_terms.active:
+            return contextlib.nullcontext()
+        return collecting(self.model.stack, self.reg_terms)
 
     def fit(self) -> dict[str, Any]:
         """Train to ``train.epochs``; returns the summary also written to ``summary.json``."""
