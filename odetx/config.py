@@ -95,6 +95,7 @@ class TrainConfig:
     lr: float = 3e-3
     weight_decay: float = 0.05
     warmup_epochs: float = 2.0
+    warmup_steps: int = 0  # optimiser steps of warmup; > 0 replaces warmup_epochs
     min_lr_ratio: float = 0.01
     label_smoothing: float = 0.1
     mixup: float = 0.2  # Beta concentration of mixup (image data; 0 turns it off)
@@ -513,6 +514,10 @@ def check_values(cfg: Config) -> None:
     _check_number("train.min_lr_ratio", t.min_lr_ratio, 0.0, 1.0, open_high=False)
     _check_number("train.label_smoothing", t.label_smoothing, 0.0, 1.0, open_high=True)
     _check_number("train.warmup_epochs", t.warmup_epochs, 0.0, inf, open_high=False)
+    if not 0 <= t.warmup_steps <= MAX_EPOCHS:
+        raise ConfigError(
+            "train.warmup_steps", f"must lie in [0, {MAX_EPOCHS:,}], got {t.warmup_steps}"
+        )
     for key in ("mixup", "cutmix", "grad_clip"):  # 0 disables each
         _check_number(f"train.{key}", getattr(t, key), 0.0, inf, open_high=False)
     if t.threads < 0:

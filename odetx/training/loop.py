@@ -43,7 +43,7 @@ from odetx.training.optim import build_optimizer
 from odetx.training.regularise import Terms, collecting, reg_columns
 from odetx.training.reporting import NullReporter, Reporter
 from odetx.training.sampling import RepeatedSampler, micro_batches, optimizer_steps
-from odetx.training.schedule import cosine_with_warmup
+from odetx.training.schedule import cosine_with_warmup, warmup_length
 from odetx.training.state import Progress, rank_seed, restore, snapshot
 from odetx.training.transfer import init_from
 
@@ -176,7 +176,9 @@ class Trainer:
         # The schedule counts optimiser steps: ``train.accumulate`` micro-batches make one.
         self.steps_per_epoch = optimizer_steps(len(self.train_loader), t.accumulate)
         self.total_steps = self.steps_per_epoch * t.epochs
-        self.warmup_steps = round(t.warmup_epochs * self.steps_per_epoch)
+        self.warmup_steps = warmup_length(
+            t.warmup_epochs, t.warmup_steps, self.steps_per_epoch, self.total_steps
+        )
 
     def _recipe_header(self) -> dict[str, Any]:
         """What differs from plain AdamW on whole batches from fresh weights."""
