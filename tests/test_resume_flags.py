@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from odetx.cli.app import app
 from odetx.errors import ConfigError
-from odetx.training import prepare_resume
+from odetx.training import prepare_resume, prepare_run
 
 
 def test_flags_equal_to_the_saved_values_are_accepted(trained_run):
@@ -52,3 +52,17 @@ def test_the_cli_compares_parsed_values(trained_run):
         " ".join(result.output.split())
     )
     assert "train.lr" not in result.output and "Traceback" not in result.output
+
+
+def test_the_original_config_file_may_come_along_if_it_agrees(trained_run, tmp_path):
+    same = tmp_path / "same.yaml"
+    same.write_text("model: {dim: 16, depth: 2, heads: 2}\ntrain: {threads: 1, epochs: 3}\n")
+    plan = prepare_run(same, {"train.seed": 0}, resume=trained_run)
+    assert plan.run_dir == trained_run and plan.config.train.epochs == 3
+    other = tmp_path / "other.yaml"
+    other.write_text("model: {dim: 32}\n")
+    with pytest.raises(ConfigError) as err:
+        prepare_run(other, {}, resume=trained_run)
+    assert str(err.value).startswith(
+        "model.dim: cannot change on --resume: the run has 16, the command gives 32"
+    )

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from odetx.artefacts import default_run_dir, load_checkpoint, resolve_checkpoint_path
-from odetx.config import MACHINE_KEYS, Config, flatten, load_config
+from odetx.config import MACHINE_KEYS, Config, flatten, load_config, read_yaml
 from odetx.errors import ConfigError
 from odetx.resolve import build_config
 
@@ -65,8 +65,8 @@ def prepare_run(
 ) -> RunPlan:
     """The plan for a new run from a YAML ``file`` and ``overrides``, or for ``resume``."""
     if resume is not None:
-        if file is not None:
-            raise ConfigError("--config", "cannot be combined with --resume (the run has its own)")
+        if file is not None:  # the original command's file: like its flags, it may only repeat
+            overrides = {**flatten(read_yaml(file)), **overrides}
         if overrides.get("train.init_from") is not None:
             raise ConfigError(
                 "--init-from", "starts a new run from weights; a resumed run has its own"
