@@ -168,7 +168,7 @@ def test_csv_json_and_table_agree(solver_table):
         assert float(row["nfe"]) == pytest.approx(rec["nfe"])
         assert float(row["error"]) == pytest.approx(rec["error"])
     shown = [
-        [c.strip() for c in line.split("│")[1:8]]
+        [c.strip() for c in line.split("│")[1:9]]
         for line in result.output.splitlines()
         if line.startswith("│")
     ]
@@ -179,6 +179,7 @@ def test_csv_json_and_table_agree(solver_table):
             "—" if rec["steps"] is None else str(rec["steps"]),
             f"{rec['acc']:.4f}",
             f"{rec['delta_acc']:+.4f}",
+            f"{rec['top5']:.4f}",  # digits: 10 classes
             f"{rec['loss']:.4f}",
             f"{rec['nfe']:.4g}",
         ]
