@@ -21,7 +21,7 @@ LAYERS = [
     {"odetx.resolve", "odetx.artefacts"},
     {"odetx.evaluation"},
     {"odetx.training"},
-    {"odetx.compare", "odetx.export"},
+    {"odetx.compare", "odetx.export", "odetx.analysis"},
     {"odetx.cli", "odetx.__main__"},
 ]
 # (importer, imported) pairs refused even though the layers would allow them.

@@ -75,13 +75,24 @@ def _root(
 
 
 def _register() -> None:
-    from odetx.cli import compare, data, evaluate, export, generate, listing, predict, train
+    from odetx.cli import (
+        compare,
+        data,
+        evaluate,
+        export,
+        generate,
+        inspect,
+        listing,
+        predict,
+        train,
+    )
 
     app.command("train")(command(train.train))
     app.command("eval")(command(evaluate.eval_cmd))
     app.command("compare")(command(compare.compare_cmd))
     app.command("export")(command(export.export_cmd))
     app.command("generate")(command(generate.generate_cmd))
+    app.command("inspect")(command(inspect.inspect_cmd))
     app.command("list")(command(listing.list_cmd))
     app.command("predict")(command(predict.predict_cmd))
     data_app = typer.Typer(help="Prepare datasets offline.", no_args_is_help=True)
