@@ -35,6 +35,8 @@ class ModelConfig:
     heads: int | None = None
     mlp_ratio: float | None = None
     patch_size: int | None = None
+    stem: str = "patch"  # how images become tokens: patch (ViT) or conv (CCT's tokenizer)
+    stem_layers: int = 2  # conv stem: conv-pool blocks, each halving the side
     context: int | None = None  # gpt: learned positions, the longest window it reads
     pool: str = "cls"  # "cls" token or "mean" over tokens
     shared_norm: bool = False

@@ -115,11 +115,13 @@ CASES = {
     "vit-strang-pt2": (dict(arch="strang"), "pt2", []),
     "enc-cls-ts": (dict(encoder=True, arch="strang"), "torchscript", []),
     "enc-mean-pt2": (dict(encoder=True, **{"model.pool": "mean"}), "pt2", []),
+    "vit-conv-stem-ts": ({"model.stem": "conv", "model.stem_layers": 1}, "torchscript", []),
+    "vit-conv-stem-pt2": ({"model.stem": "conv"}, "pt2", []),
 }
 NEW_STEPS = 3
 
 
-# Users of ``exported`` are slow: eight exports, then a fresh interpreter (~10 s together).
+# Users of ``exported`` are slow: ten exports, then a fresh interpreter (~10 s together).
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """Every case exported through the CLI, then run once in an interpreter without odetx."""

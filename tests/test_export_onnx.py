@@ -56,6 +56,7 @@ CASES = {
     "vit-strang": dict(arch="strang"),
     "vit-shared-rk4": {"arch": "sequential", "model.groups": 1, "solver.method": "rk4"},
     "encoder": dict(encoder=True, arch="strang"),
+    "vit-conv-stem": {"model.stem": "conv", "model.stem_layers": 2},
     "gpt": None,
 }
 FAST = {"vit-sequential"}

@@ -6,12 +6,12 @@ from rich.table import Table
 
 from odetx.cli.display import console
 from odetx.data import DATASETS
-from odetx.models import ARCHS, PRESETS
+from odetx.models import ARCHS, PRESETS, STEMS
 from odetx.solvers import SOLVERS
 
 
 def list_cmd() -> None:
-    """List the registered archs (splitting schemes), solvers, datasets and presets."""
+    """List the registered archs (splitting schemes), solvers, datasets, presets and stems."""
     t = Table(title="archs (--arch): how a layer step splits A + M", title_justify="left")
     for col in ("name", "splitting order", "layer step"):
         t.add_column(col)
@@ -49,4 +49,10 @@ def list_cmd() -> None:
             str(p.context or p.patch_size or "—"),
             p.description,
         )
+    console.print(t)
+    t = Table(title="image stems (--set model.stem=…)", title_justify="left")
+    for col in ("name", "how an image becomes tokens"):
+        t.add_column(col)
+    for name, s in STEMS.items():
+        t.add_row(name, s.description)
     console.print(t)

@@ -36,7 +36,6 @@ class EvalResult:
     lm: bool = False
     top5: float | None = None  # classifiers of more than five classes
 
-
     @property
     def bpb(self) -> float:
         """Bits per token: per byte for byte tokens, per character for a char vocabulary."""

@@ -11,6 +11,7 @@ from odetx.models.factory import (
     resolve_model,
 )
 from odetx.models.presets import PRESETS, Preset, register_preset
+from odetx.models.stems import STEMS, Stem
 
 __all__ = [
     "ARCHS",
@@ -18,6 +19,8 @@ __all__ = [
     "BACKBONES",
     "PRESETS",
     "Preset",
+    "STEMS",
+    "Stem",
     "build_model",
     "check_context",
     "check_fits",

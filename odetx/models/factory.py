@@ -14,6 +14,7 @@ from odetx.models.archs import ARCHS
 from odetx.models.encoder import POOLS, Encoder
 from odetx.models.gpt import GPT
 from odetx.models.presets import PRESETS
+from odetx.models.stems import MAX_CONV_LAYERS, STEMS
 from odetx.models.time import TIME_MODES
 from odetx.models.vit import ViT
 from odetx.registry import Registry
@@ -62,16 +63,29 @@ def resolve_model(cfg: ModelConfig) -> ModelConfig:
         # The MLP's output dropout has no place in the fused sum A + M.
         raise ConfigError("model.fused", "needs model.dropout=0 and model.qkv_bias=true")
     check_time(cfg)
+    check_stem(cfg, preset.backbone)
     return cfg
+
+
+def check_stem(cfg: ModelConfig, backbone: str) -> None:
+    """Refuse a stem that is not registered, or one set on a model that reads no images."""
+    STEMS.lookup(cfg.stem, "model.stem")
+    default = ModelConfig()
+    if cfg.stem != default.stem and backbone != "vit":
+        raise ConfigError("model.stem", f"applies to image models only, not {backbone!r}")
+    if cfg.stem_layers != default.stem_layers and cfg.stem != "conv":
+        raise ConfigError("model.stem_layers", f"applies to model.stem=conv only, not {cfg.stem!r}")
+    if not 1 <= cfg.stem_layers <= MAX_CONV_LAYERS:
+        raise ConfigError(
+            "model.stem_layers", f"must be 1 to {MAX_CONV_LAYERS}, got {cfg.stem_layers}"
+        )
 
 
 def check_time(cfg: ModelConfig) -> None:
     """Refuse a time mode that is not registered or does not fit the other settings."""
     TIME_MODES.lookup(cfg.time, "model.time")
     if cfg.time_basis != 1 and cfg.time != "basis":
-        raise ConfigError(
-            "model.time_basis", f"applies to model.time=basis only, not {cfg.time!r}"
-        )
+        raise ConfigError("model.time_basis", f"applies to model.time=basis only, not {cfg.time!r}")
     if cfg.fused and cfg.time == "basis":
         # The fused layout stores one weight per projection; a basis stores K.
         raise ConfigError("model.time", "basis has no fused form; set model.fused=false")
@@ -104,11 +118,9 @@ def check_fits(cfg: ModelConfig, info: DataInfo) -> None:
     check_kind(cfg, info.kind)
     if info.kind == "text":
         check_context(cfg, info.max_len)
-    if info.kind == "image" and info.image_size % cfg.patch_size:
-        raise ConfigError(
-            "model.patch_size",
-            f"{cfg.patch_size} does not tile the {info.image_size}x{info.image_size} images",
-        )
+    misfit = STEMS[cfg.stem].misfit(info.image_size, cfg) if info.kind == "image" else None
+    if misfit:
+        raise ConfigError("model.patch_size", misfit)
 
 
 def build_model(model: ModelConfig, solver: SolverConfig, info: DataInfo) -> nn.Module:
@@ -143,7 +155,7 @@ def tokens_per_example(model: ModelConfig, info: DataInfo) -> float:
     """Tokens the stack sees per example: patches + class token, padded length, or window."""
     backbone = PRESETS[model.preset].backbone
     if backbone == "vit":
-        side = info.image_size // model.patch_size if model.patch_size > 0 else 0
+        side = STEMS[model.stem].side(info.image_size, model) if model.patch_size > 0 else 0
         return to_float(side) ** 2 + 1
     if backbone == "encoder":
         return to_float(POOLS[model.pool].prefix) + to_float(info.max_len)
@@ -169,9 +181,11 @@ def estimate_params(model: ModelConfig, info: DataInfo) -> float:
     tokens = tokens_per_example(model, info)
     embed, head = 0.0, 0.0
     if backbone == "vit":
-        p = to_float(model.patch_size)
-        # Patch projection, class token, positions.
-        embed = to_float(info.in_chans) * p * p * d + d + tokens * d
+        # The stem, class token, positions.
+        stem = STEMS[model.stem].params(
+            to_float(info.in_chans), d, to_float(model.patch_size), model.stem_layers
+        )
+        embed = stem + d + tokens * d
         head = d * classes + classes
     elif backbone == "encoder":
         embed = to_float(info.vocab_size) * d + tokens * d + d  # tokens, positions, class token

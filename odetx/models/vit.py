@@ -9,16 +9,18 @@ from odetx.config import ModelConfig, SolverConfig
 from odetx.data.base import DataInfo
 from odetx.models.fields import init_weights
 from odetx.models.ode import ODEStack
+from odetx.models.stems import STEMS
 
 
 class ViT(nn.Module):
-    """Patch embedding, class token, learned positions, ODE stack, final norm, linear head."""
+    """Stem (patches or convolutions), class token, learned positions, ODE stack, final
+    norm, linear head."""
 
     def __init__(self, model: ModelConfig, solver: SolverConfig, info: DataInfo) -> None:
         super().__init__()
-        p = model.patch_size
-        n_patches = (info.image_size // p) ** 2
-        self.patch_embed = nn.Conv2d(info.in_chans, model.dim, kernel_size=p, stride=p)
+        stem = STEMS[model.stem]
+        n_patches = stem.side(info.image_size, model) ** 2
+        self.patch_embed = stem.build(info.in_chans, model)  # (B, C, H, W) -> (B, dim, h, w)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, model.dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, n_patches + 1, model.dim))
         self.pos_drop = nn.Dropout(model.dropout)
