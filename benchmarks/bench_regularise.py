@@ -1,7 +1,8 @@
 """Regularised against plain training of the weight-shared digits block under dopri5.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_regularise.py [--epochs 30] [--seeds 0 1 2]
-        [--tol 1e-2] [--atol ATOL] [--kinetic 0.05] [--jacobian 0.01] [--out runs/bench-reg]
+        [--tol 1e-2] [--atol ATOL] [--kinetic 0.05] [--jacobian 0.01] [--arms plain reg]
+        [--out runs/bench-reg]
 
 Trains vit-micro (D = 6, G = 1, parallel arch) on digits with dopri5 at rtol = ``--tol``,
 atol = ``--atol`` (default: the same), once plain and once with ``train.reg_kinetic`` /
@@ -54,15 +55,16 @@ def main() -> None:
     parser.add_argument("--atol", type=float, default=None)
     parser.add_argument("--kinetic", type=float, default=0.05)
     parser.add_argument("--jacobian", type=float, default=0.01)
+    parser.add_argument("--arms", nargs="+", choices=["plain", "reg"], default=["plain", "reg"])
     parser.add_argument("--out", default="runs/bench-reg")
     args = parser.parse_args()
     rows = {False: [], True: []}
     for seed in args.seeds:
-        for regularised in (False, True):
+        for regularised in [arm == "reg" for arm in args.arms]:
             result = run(args, seed, regularised)
             rows[regularised].append(result)
             print(json.dumps({"seed": seed, "regularised": regularised, **result}), flush=True)
-    for regularised, results in rows.items():
+    for regularised, results in [(k, v) for k, v in rows.items() if v]:
         mean = {k: statistics.mean(r[k] for r in results) for k in ("acc", "nfe", "wall_s")}
         label = "regularised" if regularised else "plain"
         print(f"{label:12s} acc {mean['acc']:.4f}  nfe {mean['nfe']:.1f}  {mean['wall_s']:.0f} s")
