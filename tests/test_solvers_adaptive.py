@@ -83,6 +83,52 @@ def test_adjoint_gradients_match_direct_backprop(scheme):
     assert nfe_total[True] > nfe_forward[True]
 
 
+def _noisy_block(adjoint=False, rtol=1e-6, max_num_steps=400):
+    torch.manual_seed(0)
+    field = LayerField(8, 2, 2.0, dropout=0.3).double()
+    return field, AdaptiveIntegrator(
+        field,
+        "dopri5",
+        UNSPLIT,
+        t1=2.0,
+        rtol=rtol,
+        atol=rtol / 100,
+        adjoint=adjoint,
+        max_num_steps=max_num_steps,
+    )
+
+
+def test_dropout_redrawn_at_every_evaluation_would_make_a_solve_endless_so_it_is_held():
+    x = torch.randn(2, 5, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    _, block = _noisy_block()
+    with torch.no_grad():
+        block.eval()
+        clean = block(x)
+        nfe_eval = block.nfe()
+        block.reset_nfe()
+        block.train()
+        noisy = [block(x) for _ in range(2)]
+    # One fixed field per solve: about the clean field's cost, where a field that
+    # changes at every stage exhausts any step budget (its error estimate is the noise).
+    assert block.nfe() / 2 <= 2 * nfe_eval
+    # The masks are redrawn between solves, and they do act.
+    assert not torch.allclose(noisy[0], noisy[1])
+    assert not torch.allclose(noisy[0], clean)
+
+
+def test_the_adjoint_sees_the_masks_its_forward_solve_drew():
+    x = torch.randn(2, 5, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    grads = {}
+    for adjoint in (False, True):
+        field, block = _noisy_block(adjoint, rtol=1e-9, max_num_steps=10_000)
+        xi = x.clone().requires_grad_(True)
+        torch.manual_seed(5)  # the same masks in both runs
+        (block(xi) ** 2).sum().backward()
+        grads[adjoint] = [xi.grad, *(p.grad for p in field.parameters())]
+    for direct, adjoint in zip(grads[False], grads[True], strict=True):
+        torch.testing.assert_close(adjoint, direct, rtol=1e-5, atol=1e-7)
+
+
 def test_max_num_steps_fails_with_advice_not_a_hang():
     f, y0, _ = linear_problem()
     block = AdaptiveIntegrator(

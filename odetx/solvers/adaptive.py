@@ -63,6 +63,33 @@ class _SubField(nn.Module):
         return self.field(self.which, float(t.detach()), x, self.mask)
 
 
+class _HeldNoise(nn.Module):
+    """One solve's ``f(t, x)`` with its random draws (dropout) held fixed.
+
+    Dropout redrawn at every evaluation makes the field a different function at
+    each stage, so an adaptive solver's error estimate measures the noise and its
+    steps shrink until ``max_num_steps`` (on the G = 1 digits block with dropout
+    0.1 at rtol 1e-3: 674 evaluations per training forward against 38 without
+    dropout). Seeding torch's generator alike before every evaluation of one solve
+    draws the same masks each time, so within a solve the field is one function of
+    ``(t, x)``, and the adjoint's backward re-evaluations see the masks the forward
+    saw. A new seed per solve keeps the noise a regulariser across batches.
+    """
+
+    def __init__(self, func: _SubField, seed: int) -> None:
+        super().__init__()
+        self.func = func
+        self.seed = seed
+
+    def forward(self, t: Tensor, x: Tensor) -> Tensor:
+        devices = [x.device] if x.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.random.default_generator.manual_seed(self.seed)
+            if devices:
+                torch.cuda.manual_seed(self.seed)  # the current device only
+            return self.func(t, x)
+
+
 class AdaptiveIntegrator(nn.Module):
     """Integrate a (split) field with a torchdiffeq adaptive method.
 
@@ -97,8 +124,16 @@ class AdaptiveIntegrator(nn.Module):
         self.max_num_steps = max_num_steps
         self.adjoint = adjoint
 
+    def held(self, func: _SubField) -> nn.Module:
+        """``func`` for one solve: in training, with its random draws held (a new seed each
+        call); in evaluation it draws nothing, and is returned as it is."""
+        if not self.training:
+            return func
+        return _HeldNoise(func, int(torch.randint(0, 2**62, (1,)).item()))
+
     def _solve(self, func: _SubField, x: Tensor, ta: float, tb: float) -> Tensor:
         t = torch.tensor([ta, tb], dtype=x.dtype, device=x.device)
+        f = self.held(func)
         kwargs = dict(
             rtol=self.rtol,
             atol=self.atol,
@@ -109,14 +144,14 @@ class AdaptiveIntegrator(nn.Module):
             if self.adjoint:
                 params = tuple(p for p in self.field.parameters() if p.requires_grad)
                 return odeint_adjoint(
-                    func,
+                    f,
                     x,
                     t,
                     adjoint_params=params,
                     adjoint_options={"max_num_steps": self.max_num_steps},
                     **kwargs,
                 )[-1]
-            return odeint(func, x, t, **kwargs)[-1]
+            return odeint(f, x, t, **kwargs)[-1]
         except AssertionError as e:
             if "max_num_steps" not in str(e):
                 raise

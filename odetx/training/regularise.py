@@ -159,7 +159,7 @@ def adaptive_penalised(
         t = block.t0 + n * h
         for func, (_, frac) in zip(block.funcs, block.substeps, strict=True):
             eps = torch.randn_like(x) if terms.jacobian > 0.0 else None
-            aug = _Augmented(func, eps, terms.kinetic > 0.0)
+            aug = _Augmented(block.held(func), eps, terms.kinetic > 0.0)
             span = torch.tensor([t, t + frac * h], dtype=x.dtype, device=x.device)
             state = (x, x.new_zeros(()), x.new_zeros(()))
             try:
