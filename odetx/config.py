@@ -88,6 +88,9 @@ class DataConfig:
     randaugment: str = "off"  # image train split: "off", "trivial" or "rand-m9-n2" (timm-style)
     random_erasing: float = 0.0  # image train split: chance an image gets one erased box
     repeated_aug: int = 1  # each training image this many times per epoch, differently augmented
+    image_size: int = 0  # folder: side images are resized to; 0 takes the training images'
+    channels: int = 0  # folder: 1 (grey) or 3 (RGB); 0 takes the training images'
+    strict: bool = False  # folder: refuse a file that does not decode instead of leaving it out
 
 
 @dataclass(frozen=True)
@@ -212,6 +215,10 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
     elif tp is str:
         if isinstance(value, str):
             return value
+    elif origin is tuple:
+        (item, *_) = typing.get_args(tp)
+        if isinstance(value, (list, tuple)):
+            return tuple(_coerce(f"{key}[{i}]", v, item) for i, v in enumerate(value))
     raise ConfigError(key, f"expected {_type_name(tp)}, got {_short(value)}")
 
 

@@ -146,8 +146,14 @@ def check_structure(p: Path, ckpt: Any) -> dict[str, Any]:
         raise wrong("data_info", "a mapping", info)
     for f in dataclasses.fields(DataInfo):
         if f.name in info:
-            want = (str, "a str") if f.type in (str, "str") else (int, "an int")
             value = info[f.name]
+            if f.type in ("tuple[str, ...]", tuple[str, ...]):
+                if not isinstance(value, (list, tuple)) or not all(
+                    isinstance(v, str) for v in value
+                ):
+                    raise wrong(f"data_info.{f.name}", "a list of str", value)
+                continue
+            want = (str, "a str") if f.type in (str, "str") else (int, "an int")
             if not isinstance(value, want[0]) or isinstance(value, bool):
                 raise wrong(f"data_info.{f.name}", want[1], value)
     # A run with train.ema keeps its weight average beside the trained weights.

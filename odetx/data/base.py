@@ -34,6 +34,8 @@ class DataInfo:
     max_len: int = 0  # tokens: padded length; text: the context (window) length
     unit: str = ""  # text: what one token is, "byte" or "char"
     chars: str = ""  # text with a character vocabulary: the characters in id order
+    tokenizer: str = ""  # text with a learned tokenizer: its Hugging Face tokenizer.json
+    classes: tuple[str, ...] = ()  # classifiers that know them: class names in label order
 
 
 @dataclass(frozen=True)
