@@ -44,6 +44,7 @@ from odetx.training.regularise import Terms, collecting, reg_columns
 from odetx.training.reporting import NullReporter, Reporter
 from odetx.training.sampling import RepeatedSampler, micro_batches, optimizer_steps
 from odetx.training.schedule import cosine_with_warmup, warmup_length
+from odetx.training.start import refuse_undoing
 from odetx.training.state import Progress, rank_seed, restore, snapshot
 from odetx.training.transfer import init_from
 
@@ -82,6 +83,8 @@ class Trainer:
         # Under torchrun every rank must write to rank 0's directory (a default name
         # carries a timestamp that ranks would not agree on).
         self.run = RunDir(self.dist.broadcast(str(run_dir)))
+        if ckpt is not None:  # before any file is touched
+            refuse_undoing(ckpt, cfg, self.run.last)
         self.ckpt = ckpt
         self.reporter = (reporter or NullReporter()) if self.dist.is_main else NullReporter()
         self.callbacks = list(callbacks)

@@ -57,7 +57,24 @@ def prepare_resume(resume: str | Path, overrides: dict[str, Any]) -> RunPlan:
     # The folder the run now lives in, even if it was moved since it started.
     overrides = {**overrides, "train.out": str(path.parent)}
     cfg = build_config(overrides=overrides, base=ckpt["config"])
+    refuse_undoing(ckpt, cfg, path)
     return RunPlan(cfg, path.parent, ckpt)
+
+
+def refuse_undoing(ckpt: dict[str, Any], cfg: Config, path: Path) -> None:
+    """A resume continues a run; it never rewrites what the run recorded about finished
+    epochs (its config.yaml, summary.json and metrics.csv must keep agreeing).
+
+    Raises:
+        ConfigError: ``train.epochs`` is below the epochs ``ckpt`` has finished.
+    """
+    done = ckpt.get("epoch")
+    if isinstance(done, int) and cfg.train.epochs < done:
+        raise ConfigError(
+            "train.epochs",
+            f"the run in {path.parent} has finished {done} epochs; a resume cannot make it "
+            f"{cfg.train.epochs} (give --epochs {done} or more; nothing was changed)",
+        )
 
 
 def prepare_run(
