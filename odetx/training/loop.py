@@ -105,7 +105,7 @@ class Trainer:
         self.model = build_model(cfg.model, cfg.solver, self.info).to(self.device)
         self.fresh: list[str] = []  # weights train.init_from left at their initialisation
         if self.ckpt is None and t.init_from is not None:
-            self.fresh = init_from(self.model, t.init_from)
+            self.fresh = init_from(self.model, t.init_from, cfg.model)
         self.autocast = autocast(t.amp, self.device)
         self.scaler = grad_scaler(t.amp, self.device)
         # ``self.model`` is the plain module (weights, NFE counters); the wrapped ones run it.
