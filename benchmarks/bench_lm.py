@@ -42,7 +42,8 @@ sys.path.insert(0, str(ROOT))
 
 from odetx.config import ModelConfig, SolverConfig, parse_set  # noqa: E402
 from odetx.data.base import IGNORE_INDEX, DataInfo  # noqa: E402
-from odetx.data.text import ContiguousWindows, pydoc_topics, split_by_position  # noqa: E402
+from odetx.data.text import from_texts, pydoc_topics, split_by_position  # noqa: E402
+from odetx.data.windows import ContiguousWindows  # noqa: E402
 from odetx.evaluation import load_model  # noqa: E402
 from odetx.evaluation.generate import Generation, Sampling  # noqa: E402
 from odetx.resolve import build_config, create_model  # noqa: E402
@@ -180,12 +181,11 @@ def recipe_config(args, seed: int, out: Path):
 
 
 def bench_quality(args, tmp: Path) -> Path:
-    texts = split_by_position(pydoc_topics())
-    ids = {k: torch.tensor(list(v.encode("utf-8")), dtype=torch.long) for k, v in texts.items()}
+    _, files = from_texts("byte", split_by_position(pydoc_topics()), "pydoc-topics")
     cfg = recipe_config(args, 0, tmp / "probe")
     if cfg.data.name != "pydoc-topics" or cfg.data.vocab != "byte" or cfg.data.context != 128:
         raise SystemExit("the quality section compares byte-level pydoc-topics at context 128")
-    test = ContiguousWindows(ids["test"], 128)
+    test = ContiguousWindows(files["test"], 128)
     ours, plain, diffs, walls, steps = [], [], [], [], []
     run = None
     for r in range(args.repeats):
@@ -197,7 +197,7 @@ def bench_quality(args, tmp: Path) -> Path:
         mine = bits_per_byte(trainer.model, test)
         if abs(mine - summary["test"]["bpb"]) > 1e-3:
             raise RuntimeError(f"odetx says {summary['test']['bpb']:.4f} bpb, this script {mine}")
-        model, n = train_plain(ids["train"], wall, r)
+        model, n = train_plain(torch.from_numpy(files["train"].ids().astype("int64")), wall, r)
         theirs = bits_per_byte(model, test)
         ours.append(mine)
         plain.append(theirs)

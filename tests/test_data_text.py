@@ -2,25 +2,37 @@
 
 import socket
 
+import numpy as np
 import pytest
 import torch
 
 from odetx.config import DataConfig
 from odetx.data import DATASETS
-from odetx.data.base import IGNORE_INDEX
-from odetx.data.text import (
-    ContiguousWindows,
-    RandomWindows,
-    Vocab,
-    build,
-    read_files,
-    split_by_position,
-)
+from odetx.data.base import IGNORE_INDEX, SPLITS
+from odetx.data.text import build as build_windows
+from odetx.data.text import from_files, from_texts, split_by_position
+from odetx.data.tokenizer import ByteTokenizer, CharTokenizer
+from odetx.data.windows import ContiguousWindows, RandomWindows, TokenFile
 from odetx.errors import DataError
 
 
 def text_cfg(**kw):
     return DataConfig(**{"name": "text", "context": 8, "train_windows": 16, **kw})
+
+
+def read_files(root):
+    """Each split as the memory-mapped byte path reads it, decoded back to text."""
+    _, files = from_files("byte", root)
+    return {s: bytes(files[s].ids()).decode("utf-8") for s in SPLITS}
+
+
+def build(cfg, texts, source):
+    return build_windows(cfg, *from_texts(cfg.vocab, texts, source), source)
+
+
+def token_file(tokens):
+    ids = np.asarray(tokens, dtype=np.int64)
+    return TokenFile.in_memory(ids, len(ids), int(ids.max()) + 1)
 
 
 # ------------------------------------------------------------ splitting and reading files
@@ -97,8 +109,8 @@ def test_non_utf8_text_is_one_clear_line(tmp_path, name):
 
 
 def test_byte_vocab_is_utf8_and_round_trips_non_ascii_text():
-    vocab = Vocab()
-    assert vocab.size == 256 and vocab.unit == "byte"
+    vocab = ByteTokenizer()
+    assert vocab.size == 256 and vocab.kind == "byte"
     text = "naïve café — 日本語 ∑ 🐍\n\ttab"
     ids = vocab.encode(text)
     assert ids == list(text.encode("utf-8"))
@@ -113,9 +125,9 @@ def test_char_vocab_comes_from_the_training_text_only_sorted():
     assert info.chars == "\n dehlorw"  # sorted by code point: newline < space < d
     assert info.vocab_size == info.num_classes == 9 and info.unit == "char"
     table = "\n dehlorw"
-    assert splits.train.tokens.tolist() == [table.index(c) for c in texts["train"]]
-    assert splits.val.tokens.tolist() == [table.index(c) for c in texts["val"]]
-    vocab = Vocab(info.chars)
+    assert splits.train.tokens.ids().tolist() == [table.index(c) for c in texts["train"]]
+    assert splits.val.tokens.ids().tolist() == [table.index(c) for c in texts["val"]]
+    vocab = CharTokenizer(info.chars)
     assert vocab.decode(vocab.encode("world hold")) == "world hold"
 
 
@@ -141,7 +153,7 @@ def test_a_character_missing_from_the_training_text_is_named(split):
 )
 def test_contiguous_windows_score_every_token_after_the_first_exactly_once(n, context):
     tokens = torch.randperm(1000, generator=torch.Generator().manual_seed(n))[:n]
-    windows = ContiguousWindows(tokens, context)
+    windows = ContiguousWindows(token_file(tokens), context)
     assert len(windows) == -(-(n - 1) // context)  # ceil((n - 1) / T)
     scored = []
     for i in range(len(windows)):
@@ -161,7 +173,8 @@ def test_contiguous_windows_score_every_token_after_the_first_exactly_once(n, co
 
 def test_random_windows_are_a_function_of_seed_and_epoch():
     tokens = torch.arange(50)
-    a, b = RandomWindows(tokens, 8, 64, seed=3), RandomWindows(tokens, 8, 64, seed=3)
+    a = RandomWindows(token_file(tokens), 8, 64, seed=3)
+    b = RandomWindows(token_file(tokens), 8, 64, seed=3)
 
     def draw(ds):
         return [ds[i][0][0].item() for i in range(len(ds))]  # the window starts
@@ -177,13 +190,13 @@ def test_random_windows_are_a_function_of_seed_and_epoch():
     assert draw(b) not in (first, draw(a))
     b.set_epoch(0)
     assert draw(b) == first
-    assert draw(RandomWindows(tokens, 8, 64, seed=4)) != first
+    assert draw(RandomWindows(token_file(tokens), 8, 64, seed=4)) != first
 
 
 def test_random_windows_lie_inside_the_text_and_reach_both_ends():
     n, context = 12, 4
     tokens = torch.arange(100, 100 + n)
-    ds = RandomWindows(tokens, context, 400, seed=0)
+    ds = RandomWindows(token_file(tokens), context, 400, seed=0)
     assert len(ds) == 400
     starts = set()
     for epoch in range(3):
@@ -222,6 +235,7 @@ def test_a_short_split_of_input_txt_is_refused_through_the_registry(tmp_path):
     cfg = text_cfg(context=9, root=str(tmp_path))
     splits = DATASETS["text"].load(cfg)
     assert [len(splits[s].tokens) for s in ("train", "val", "test")] == [180, 10, 10]
+    assert isinstance(splits.train.tokens.ids(), np.memmap)  # read in place, not copied
 
 
 # ------------------------------------------------------------ pydoc-topics
@@ -245,7 +259,7 @@ def test_pydoc_topics_builds_offline_from_the_shipped_text(no_network):
     info = DATASETS["pydoc-topics"].info(cfg)
     assert (info.kind, info.vocab_size, info.unit, info.max_len) == ("text", 256, "byte", 16)
     splits = DATASETS["pydoc-topics"].load(cfg)
-    train, val, test = (splits[s].tokens for s in ("train", "val", "test"))
+    train, val, test = (splits[s].tokens.ids() for s in ("train", "val", "test"))
     assert len(train) + len(val) + len(test) == len(data)
     # The split is by character position (the text is not pure ASCII: a few characters
     # such as "—" are several bytes), so the train bytes are those of the first 90% of

@@ -25,7 +25,7 @@ from odetx.compare.runs import read_run, runs_table, table_of_runs
 from odetx.config import DataConfig
 from odetx.data import DATASETS, listops
 from odetx.data.image_files import read_cifar_batches
-from odetx.data.text import read_files
+from odetx.data.text import from_files
 from odetx.errors import CheckpointError, DataError, OdetxError
 from odetx.resolve import build_config
 
@@ -696,6 +696,10 @@ def test_compare_survives_damaged_run_files(tmp_path, target):
 
 
 # ---------------------------------------------------------------- text
+
+
+def read_files(root):
+    return from_files("byte", root)
 
 
 TEXT = "The quick brown fox jumps over the lazy dog.\nÆsop's fables, naïve café — ok.\n" * 20

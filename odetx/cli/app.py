@@ -97,6 +97,7 @@ def _register() -> None:
     app.command("predict")(command(predict.predict_cmd))
     data_app = typer.Typer(help="Prepare datasets offline.", no_args_is_help=True)
     data_app.command("listops")(command(data.data_listops))
+    data_app.command("text")(command(data.data_text))
     app.add_typer(data_app, name="data")
 
 

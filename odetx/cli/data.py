@@ -1,4 +1,5 @@
-"""``odetx data listops``: write a generated ListOps set in LRA's TSV layout."""
+"""``odetx data listops``: write a generated ListOps set in LRA's TSV layout.
+``odetx data text``: tokenise a corpus once into memory-mapped token files."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from typing import Annotated
 import typer
 
 from odetx.cli import options as o
-from odetx.cli.display import console
+from odetx.cli.display import console, transfer_progress
 from odetx.config import load_config
 from odetx.data import listops
+from odetx.data.prepare import prepare_text
 
 GEN = "Generator"
 
@@ -80,3 +82,35 @@ def data_listops(
         highlight=False,
         soft_wrap=True,
     )
+
+
+def data_text(
+    source: Annotated[
+        Path,
+        typer.Argument(help="Folder with train.txt, val.txt, test.txt, or one input.txt."),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="Folder for the token files.", rich_help_panel=o.OUTPUT),
+    ],
+    tokenizer: Annotated[
+        str,
+        typer.Option(
+            help="byte, char, bpe (trained on the training split), tiktoken:NAME, or a "
+            "tokenizer.json file (or a folder holding one).",
+            rich_help_panel=GEN,
+        ),
+    ] = "byte",
+    vocab_size: Annotated[
+        int, typer.Option(help="Ids of a trained BPE (bpe only).", rich_help_panel=GEN)
+    ] = 4096,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Replace a corpus prepared there.", rich_help_panel=o.OUTPUT),
+    ] = False,
+) -> None:
+    """Tokenise a corpus once into memory-mapped token files (train on them with
+    --dataset tokens --data-dir OUT); the tokenizer travels with every run trained on them."""
+    with transfer_progress() as update:
+        prepared = prepare_text(source, out, tokenizer, vocab_size, force, update)
+    console.print(f"wrote {out}: {prepared.summary()}", highlight=False, soft_wrap=True)

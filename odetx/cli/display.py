@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from rich.console import Console
 from rich.measure import Measurement
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 
 console = Console()
@@ -45,6 +56,33 @@ def print_solver_override(solver, trained_solver, to: Console | None = None) -> 
             f"integrating with [bold]{solver_label(solver)}[/]; "
             f"the model was trained with {solver_label(trained_solver)}"
         )
+
+
+@contextlib.contextmanager
+def transfer_progress(con: Console | None = None) -> Iterator[Callable[[str, int, int], None]]:
+    """A callback ``(what, bytes done, bytes in all)`` drawing one bar per ``what`` with
+    bytes/s and the time left (on terminals; elsewhere nothing)."""
+    con = con or err_console
+    if not con.is_terminal:
+        yield lambda what, done, total: None
+        return
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=con,
+    )
+    tasks: dict[str, Any] = {}
+
+    def update(what: str, done: int, total: int) -> None:
+        if what not in tasks:
+            tasks[what] = progress.add_task(what, total=total)
+        progress.update(tasks[what], completed=done)
+
+    with progress:
+        yield update
 
 
 class RichReporter:
@@ -109,13 +147,13 @@ class RichReporter:
 
     def finish(self, summary: dict[str, Any]) -> None:
         test, last = summary["test"], summary["test_last"]
-        if "bpb" in test:  # a language model: bits per byte (or character) decide
+        if "bpb" in test:  # a language model: bits per byte decide, whatever the tokenizer
             unit = summary.get("unit", "byte")
             scores = {
-                f"test bits per {unit} (best val epoch)": f"{test['bpb']:.4f}",
-                "test perplexity": f"{test['ppl']:.3f}",
-                "test loss (nats per token)": f"{test['loss']:.4f}",
-                f"test bits per {unit} (last epoch)": f"{last['bpb']:.4f}",
+                "test bits per byte (best val epoch)": f"{test['bpb']:.4f}",
+                f"test perplexity (per {unit})": f"{test['ppl']:.3f}",
+                f"test loss (nats per {unit})": f"{test['loss']:.4f}",
+                "test bits per byte (last epoch)": f"{last['bpb']:.4f}",
                 "best val loss": (
                     f"{summary['best_val_loss']:.4f} (epoch {summary['best_epoch']})"
                 ),

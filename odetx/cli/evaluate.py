@@ -41,11 +41,11 @@ def eval_cmd(
     loaded, result = run.loaded, run.result
     print_solver_override(loaded.solver, loaded.trained_solver)
     if result.lm:
-        unit = loaded.info.unit
+        unit = loaded.info.unit or "token"
         scores = {
-            f"bits per {unit}": f"{result.bpb:.4f}",
-            "perplexity": f"{result.ppl:.3f}",
-            "loss (nats per token)": f"{result.loss:.4f}",
+            "bits per byte": f"{result.bpb:.4f}",
+            f"perplexity (per {unit})": f"{result.ppl:.3f}",
+            f"loss (nats per {unit})": f"{result.loss:.4f}",
             "next-token accuracy": f"{result.acc:.4f}",
             "NFE per forward": result.nfe,
             "tokens/s": f"{result.samples_per_s:.0f}",

@@ -17,7 +17,11 @@ def generate_cmd(
     checkpoint: o.CheckpointArg,
     prompt: Annotated[str, typer.Option(help="Text to continue.", rich_help_panel=SAMPLING)],
     max_new_tokens: Annotated[
-        int, typer.Option(help="Tokens to draw (bytes or characters).", rich_help_panel=SAMPLING)
+        int,
+        typer.Option(
+            help="Tokens to draw (the run's tokens: bytes, characters or BPE).",
+            rich_help_panel=SAMPLING,
+        ),
     ] = 200,
     temperature: Annotated[
         float,
@@ -57,7 +61,7 @@ def generate_cmd(
     )
     loaded = run.loaded
     print_solver_override(loaded.solver, loaded.trained_solver, err_console)
-    print(prompt, end="", flush=True)
+    print(run.prompt_text, end="", flush=True)
     for piece in run.stream():
         print(piece, end="", flush=True)
     print()

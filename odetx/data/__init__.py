@@ -2,7 +2,7 @@
 
 import functools
 
-from odetx.data import digits, images, listops, parity, text
+from odetx.data import digits, images, listops, parity, text, tokens
 from odetx.data.base import SPLITS, DataInfo, DatasetEntry, Splits, check_split
 from odetx.registry import Registry
 
@@ -63,8 +63,18 @@ register_dataset(
         "text",
         text.files_info,
         text.files_load,
-        "your UTF-8 text for language modelling (bytes or characters)",
+        "your UTF-8 text for language modelling (bytes, memory-mapped; or characters)",
         "--data-dir with train.txt, val.txt, test.txt, or input.txt split 90/5/5",
+    )
+)
+register_dataset(
+    DatasetEntry(
+        "tokens",
+        "text",
+        tokens.info,
+        tokens.load,
+        "a corpus tokenised by odetx data text (byte, char, BPE, tokenizer.json, tiktoken)",
+        "--data-dir with the folder odetx data text wrote (memory-mapped token files)",
     )
 )
 register_dataset(

@@ -8,7 +8,6 @@ once it is full, every position shifts and each step reads the whole window agai
 
 from __future__ import annotations
 
-import codecs
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from odetx.data.text import Vocab
+from odetx.data.tokenizer import from_info
 from odetx.errors import CheckpointError, ConfigError, DataError
 from odetx.evaluation.load import LoadedModel, load_model
 from odetx.models.kvcache import KVCache
@@ -68,14 +67,16 @@ class Generation:
                 "language model (a gpt preset trained on text)"
             )
         self.loaded, self.sampling = loaded, sampling
-        self.vocab = Vocab.from_info(loaded.info)
-        sampling.check(self.vocab.size)
+        self.tokenizer = from_info(loaded.info)
+        sampling.check(self.tokenizer.size)
         if not prompt:
             raise ConfigError("--prompt", "is empty; give at least one character")
         try:
-            self.prompt = self.vocab.encode(prompt, "the prompt")
+            self.prompt = self.tokenizer.encode(prompt, "the prompt")
         except DataError as e:
             raise ConfigError("--prompt", str(e)) from None
+        if not self.prompt:
+            raise ConfigError("--prompt", "encodes to no tokens with the run's tokenizer")
         # Adaptive solvers pick steps from the whole sequence: nothing lines up to cache.
         self.cached = cache and not SOLVERS[loaded.solver.method].adaptive
         self.tokens = 0
@@ -117,19 +118,13 @@ class Generation:
                 cache.__exit__(None, None, None)
 
     def stream(self) -> Iterator[str]:
-        """The continuation as text; bytes are decoded as soon as they form characters."""
-        if self.vocab.chars:
-            for token in self.ids():
-                yield self.vocab.chars[token]
-            return
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        for token in self.ids():
-            text = decoder.decode(bytes([token]))
-            if text:
-                yield text
-        tail = decoder.decode(b"", final=True)
-        if tail:
-            yield tail
+        """The continuation as text, each piece yielded once it forms whole characters."""
+        yield from self.tokenizer.stream(self.ids())
+
+    @property
+    def prompt_text(self) -> str:
+        """The prompt as the model reads it (undecodable bytes shown as U+FFFD)."""
+        return self.tokenizer.decode(self.prompt)
 
     @property
     def tokens_per_s(self) -> float:

@@ -2,8 +2,8 @@
 
 Classifiers score one label per example; language models score every next token
 (logits ``(B, T, vocab)``), and their loss is in nats per token, with bits per
-token (= bits per byte or per character, one token being one of either) and
-perplexity beside it.
+UTF-8 byte of text (the split's nats over its bytes, whatever the tokenizer) and
+perplexity per token beside it.
 """
 
 from __future__ import annotations
@@ -35,11 +35,13 @@ class EvalResult:
     samples: int  # examples, or tokens scored
     lm: bool = False
     top5: float | None = None  # classifiers of more than five classes
+    tokens_per_byte: float = 1.0  # language models: the split's tokens per UTF-8 byte
 
     @property
     def bpb(self) -> float:
-        """Bits per token: per byte for byte tokens, per character for a char vocabulary."""
-        return self.loss / math.log(2)
+        """Bits per UTF-8 byte of text: the split's nats over its bytes, so byte, char and
+        BPE tokens compare (for byte tokens it is the loss in bits)."""
+        return self.loss / math.log(2) * self.tokens_per_byte
 
     @property
     def ppl(self) -> float:
@@ -48,6 +50,8 @@ class EvalResult:
     def to_dict(self) -> dict[str, float]:
         out = asdict(self)
         del out["lm"]
+        if not self.lm or self.tokens_per_byte == 1.0:
+            del out["tokens_per_byte"]
         if self.top5 is None:
             del out["top5"]
         if self.lm:
@@ -81,6 +85,14 @@ def top_k_hits(logits: torch.Tensor, y: torch.Tensor, k: int) -> int:
     if logits.shape[-1] <= k:
         return 0
     return int((logits.topk(k, dim=-1).indices == y.unsqueeze(-1)).any(-1).sum())
+
+
+def tokens_per_byte(dataset) -> float:
+    """A text split's tokens per UTF-8 byte (1 for bytes); a process's shard is read
+    through to the split it cuts."""
+    while hasattr(dataset, "dataset") and not hasattr(dataset, "tokens_per_byte"):
+        dataset = dataset.dataset  # torch's Subset
+    return float(getattr(dataset, "tokens_per_byte", 1.0))
 
 
 def check_finite(out: torch.Tensor, where: str) -> None:
@@ -139,4 +151,5 @@ def evaluate(
         samples=int(n),
         lm=lm,
         top5=correct5 / max(n, 1) if has_top5 else None,
+        tokens_per_byte=tokens_per_byte(loader.dataset),
     )
