@@ -40,16 +40,16 @@ def _rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
-def command(fn: Callable[..., Any]) -> Callable[..., Any]:
+def command(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn odetx errors, unusable paths and Ctrl-C into one line and an exit code,
-    never a traceback."""
+    never a traceback; errors may name the command ``name`` they stopped."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except OdetxError as e:
-            fail("" if e.every_rank and _rank() > 0 else str(e), e.exit_code)
+            fail("" if e.every_rank and _rank() > 0 else e.in_command(name), e.exit_code)
         except OSError as e:  # a path odetx could not use: the OS's own words, one line
             where = e.filename if e.filename is not None else "file system"
             fail(f"{where}: {e.strerror or e}", 1)
@@ -87,17 +87,20 @@ def _register() -> None:
         train,
     )
 
-    app.command("train")(command(train.train))
-    app.command("eval")(command(evaluate.eval_cmd))
-    app.command("compare")(command(compare.compare_cmd))
-    app.command("export")(command(export.export_cmd))
-    app.command("generate")(command(generate.generate_cmd))
-    app.command("inspect")(command(inspect.inspect_cmd))
-    app.command("list")(command(listing.list_cmd))
-    app.command("predict")(command(predict.predict_cmd))
+    for name, fn in (
+        ("train", train.train),
+        ("eval", evaluate.eval_cmd),
+        ("compare", compare.compare_cmd),
+        ("export", export.export_cmd),
+        ("generate", generate.generate_cmd),
+        ("inspect", inspect.inspect_cmd),
+        ("list", listing.list_cmd),
+        ("predict", predict.predict_cmd),
+    ):
+        app.command(name)(command(name, fn))
     data_app = typer.Typer(help="Prepare datasets offline.", no_args_is_help=True)
-    data_app.command("listops")(command(data.data_listops))
-    data_app.command("text")(command(data.data_text))
+    data_app.command("listops")(command("data listops", data.data_listops))
+    data_app.command("text")(command("data text", data.data_text))
     app.add_typer(data_app, name="data")
 
 

@@ -13,6 +13,7 @@ from odetx.cli.display import console, transfer_progress
 from odetx.config import load_config
 from odetx.data import listops
 from odetx.data.prepare import prepare_text
+from odetx.errors import ConfigError
 
 GEN = "Generator"
 
@@ -104,6 +105,13 @@ def data_text(
     vocab_size: Annotated[
         int, typer.Option(help="Ids of a trained BPE (bpe only).", rich_help_panel=GEN)
     ] = 4096,
+    fit_mb: Annotated[
+        float,
+        typer.Option(
+            help="MB of the training split (evenly spaced) a BPE learns from.",
+            rich_help_panel=GEN,
+        ),
+    ] = 100.0,
     force: Annotated[
         bool,
         typer.Option("--force", help="Replace a corpus prepared there.", rich_help_panel=o.OUTPUT),
@@ -112,5 +120,9 @@ def data_text(
     """Tokenise a corpus once into memory-mapped token files (train on them with
     --dataset tokens --data-dir OUT); the tokenizer travels with every run trained on them."""
     with transfer_progress() as update:
-        prepared = prepare_text(source, out, tokenizer, vocab_size, force, update)
+        if not fit_mb > 0:
+            raise ConfigError("--fit-mb", f"must be positive, got {fit_mb}")
+        prepared = prepare_text(
+            source, out, tokenizer, vocab_size, force, update, int(fit_mb * 1e6)
+        )
     console.print(f"wrote {out}: {prepared.summary()}", highlight=False, soft_wrap=True)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from odetx.data.base import SPLITS
-from odetx.errors import DataError
+from odetx.errors import DataInputError
 
 SPLIT_FRACTIONS = (0.9, 0.05)  # train, val; test takes the rest
 READ_BYTES = 4 << 20  # bytes read at a time: memory stays bounded whatever the file's size
@@ -46,7 +46,7 @@ def _size(path: Path) -> int:
     try:
         return path.stat().st_size
     except OSError as e:
-        raise DataError(f"{path} cannot be read ({e.strerror or e})") from None
+        raise DataInputError(f"{path} cannot be read ({e.strerror or e})") from None
 
 
 def _char_boundary(f, at: int, end: int) -> int:
@@ -60,9 +60,9 @@ def _char_boundary(f, at: int, end: int) -> int:
 
 
 def find_splits(root: str | Path | None) -> dict[str, TextSplit]:
-    """The three splits of the corpus in ``root``; neither layout is a DataError."""
+    """The three splits of the corpus in ``root``; neither layout is a DataInputError."""
     if not root:
-        raise DataError("the text dataset reads your files: pass --data-dir DIR")
+        raise DataInputError("the text dataset reads your files: pass --data-dir DIR")
     folder = Path(root)
     named = [folder / f"{s}.txt" for s in SPLITS]
     if all(p.is_file() for p in named):
@@ -80,11 +80,28 @@ def find_splits(root: str | Path | None) -> dict[str, TextSplit]:
             "test": TextSplit(single, b, n),
         }
     if not folder.is_dir():
-        raise DataError(f"no folder {folder}: --data-dir must name a folder of text files")
-    raise DataError(
+        raise DataInputError(f"no folder {folder}: --data-dir must name a folder of text files")
+    raise DataInputError(
         f"no text in {folder}: expected train.txt, val.txt and test.txt, or one input.txt "
         "(split 90/5/5 by position)"
     )
+
+
+def sample(split: TextSplit, budget: int, block: int = 1 << 20) -> list[TextSplit]:
+    """At most ``budget`` bytes of ``split`` as evenly spaced blocks, each cut at
+    character boundaries (a corpus ordered by topic is sampled across its length)."""
+    if split.size <= budget:
+        return [split]
+    count = max(1, budget // block)
+    stride = split.size // count
+    out = []
+    with split.path.open("rb") as f:
+        for i in range(count):
+            a = _char_boundary(f, split.start + i * stride, split.end)
+            b = _char_boundary(f, min(a + block, split.end), split.end)
+            if b > a:
+                out.append(TextSplit(split.path, a, b))
+    return out
 
 
 def read_bytes(split: TextSplit) -> Iterator[bytes]:
@@ -96,23 +113,23 @@ def read_bytes(split: TextSplit) -> Iterator[bytes]:
             while left > 0:
                 block = f.read(min(READ_BYTES, left))
                 if not block:
-                    raise DataError(f"{split.path} shrank while it was read")
+                    raise DataInputError(f"{split.path} shrank while it was read")
                 left -= len(block)
                 yield block
     except OSError as e:
-        raise DataError(f"{split.path} cannot be read ({e.strerror or e})") from None
+        raise DataInputError(f"{split.path} cannot be read ({e.strerror or e})") from None
 
 
-def _not_text(split: TextSplit, block: bytes, offset: int, first: bool) -> DataError | None:
+def _not_text(split: TextSplit, block: bytes, offset: int, first: bool) -> DataInputError | None:
     """Why ``block`` (at byte ``offset`` of the split) is not text, or None."""
     if first and block.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return DataError(
+        return DataInputError(
             f"{split} is UTF-16 text (it starts with a byte-order mark); text data must be "
             "UTF-8 (convert it, e.g. iconv -f UTF-16 -t UTF-8)"
         )
     nul = block.find(b"\0")
     if nul >= 0:
-        return DataError(
+        return DataInputError(
             f"{split} holds a NUL byte (byte {split.start + offset + nul}): a binary or "
             "corrupt file, not text"
         )
@@ -122,12 +139,12 @@ def _not_text(split: TextSplit, block: bytes, offset: int, first: bool) -> DataE
 def decoded(split: TextSplit) -> Iterator[tuple[str, int]]:
     """The split as text, in chunks of about ``READ_BYTES``, with the bytes each took.
 
-    Raises DataError, naming the file and byte, on an empty split, a NUL byte, a
+    Raises DataInputError, naming the file and byte, on an empty split, a NUL byte, a
     UTF-16 byte-order mark or bytes that are not UTF-8.
     """
     if split.size == 0:
         if _size(split.path) == 0:
-            raise DataError(f"{split.path} is empty (0 bytes): there is no text to read")
+            raise DataInputError(f"{split.path} is empty (0 bytes): there is no text to read")
         return  # an empty part of a file: too short, as the caller will say
     decoder = codecs.getincrementaldecoder("utf-8")("strict")
     offset, line = 0, 1
@@ -142,7 +159,7 @@ def decoded(split: TextSplit) -> Iterator[tuple[str, int]]:
             at = max(e.start - pending, 0)
             where = split.start + offset + at
             line += block.count(b"\n", 0, at)
-            raise DataError(
+            raise DataInputError(
                 f"{split.path} is not UTF-8 text (byte {where}, 0x{block[at]:02x}, on line "
                 f"{line}); text data must be UTF-8"
             ) from None
@@ -152,7 +169,7 @@ def decoded(split: TextSplit) -> Iterator[tuple[str, int]]:
     try:
         decoder.decode(b"", final=True)
     except UnicodeDecodeError:
-        raise DataError(
+        raise DataInputError(
             f"{split.path} is not UTF-8 text (it ends inside a character, byte "
             f"{split.end}); text data must be UTF-8"
         ) from None

@@ -22,16 +22,17 @@ from pathlib import Path
 import numpy as np
 
 from odetx.data.base import SPLITS
-from odetx.data.corpus import TextSplit, decoded, file_sha256, find_splits, pieces
+from odetx.data.corpus import TextSplit, decoded, file_sha256, find_splits, pieces, sample
 from odetx.data.tokenizer import HFTokenizer, Tokenizer
 from odetx.data.tokenizer_sources import Fit, check_vocab_size, make_tokenizer, needs_text
-from odetx.errors import DataError
+from odetx.errors import DataInputError
 from odetx.io import atomic_write, write_text
 
 FORMAT = "odetx-tokens"
 VERSION = 1
 META = "meta.json"
 TOKENIZER = "tokenizer.json"
+FIT_BYTES = 100_000_000  # a tokenizer learns from at most this much of the training text
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
@@ -54,13 +55,14 @@ class Prepared:
         return f"{self.meta['tokenizer']['describe']}: {parts}"
 
 
-def _texts(split: TextSplit, progress: Progress | None, what: str) -> Iterator[str]:
-    done = 0
-    for text, nbytes in decoded(split):
-        done += nbytes
-        yield text
-        if progress:
-            progress(what, done, split.size)
+def _texts(parts: list[TextSplit], progress: Progress | None, what: str) -> Iterator[str]:
+    done, total = 0, sum(p.size for p in parts)
+    for part in parts:
+        for text, nbytes in decoded(part):
+            done += nbytes
+            yield text
+            if progress:
+                progress(what, done, total)
 
 
 def _encode_split(
@@ -92,10 +94,10 @@ def _encode_split(
 
 def _check_out(out: Path, force: bool) -> None:
     if out.exists() and not out.is_dir():
-        raise DataError(f"--out {out} is a file, not a folder")
+        raise DataInputError(f"--out {out} is a file, not a folder")
     taken = [p.name for p in (out / META, *(out / f"{s}.bin" for s in SPLITS)) if p.exists()]
     if taken and not force:
-        raise DataError(
+        raise DataInputError(
             f"{out} already holds a prepared corpus ({', '.join(taken)}); "
             "pass --force to replace it"
         )
@@ -108,11 +110,14 @@ def prepare_text(
     vocab_size: int = 4096,
     force: bool = False,
     progress: Progress | None = None,
+    fit_bytes: int = FIT_BYTES,
 ) -> Prepared:
-    """Tokenise the corpus in ``source`` (the ``text`` layout) into ``out``.
+    """Tokenise the corpus in ``source`` (the ``text`` layout) into ``out``; a tokenizer
+    that learns reads at most ``fit_bytes`` of the training split, evenly spaced
+    (BPE merges settle long before a corpus of gigabytes is read; its memory too).
 
     Raises:
-        DataError: a source in neither layout, text that is not UTF-8, a tokenizer
+        DataInputError: a source in neither layout, text that is not UTF-8, a tokenizer
             that cannot be had, an ``out`` already prepared (without ``force``).
         ConfigError: a bad ``--tokenizer`` or ``--vocab-size``.
     """
@@ -121,11 +126,13 @@ def prepare_text(
     if spec == "bpe":
         check_vocab_size(vocab_size)
     _check_out(out, force)
-    fit = Fit(lambda: _texts(splits["train"], progress, "fitting the tokenizer"), vocab_size)
+    # A character table needs every character; merges settle on a sample.
+    parts = [splits["train"]] if spec == "char" else sample(splits["train"], fit_bytes)
+    fit = Fit(lambda: _texts(parts, progress, "fitting the tokenizer"), vocab_size)
     # A tokenizer that learns nothing is had (or refused) before the text is read.
     tokenizer = None if needs_text(spec) else make_tokenizer(spec, fit)
     for split in SPLITS:  # every split is checked before anything is learned or written
-        for _ in _texts(splits[split], progress, f"checking {split}"):
+        for _ in _texts([splits[split]], progress, f"checking {split}"):
             pass
     tokenizer = tokenizer or make_tokenizer(spec, fit)
     dtype = token_dtype(tokenizer.size)
@@ -138,10 +145,12 @@ def prepare_text(
                 tokenizer, splits[name], f, dtype, progress, f"encoding {name}"
             )
         if counts[name] < 2:
-            raise DataError(
+            raise DataInputError(
                 f"{splits[name]} gives {counts[name]} token(s); a split needs at least two"
             )
     tok_meta: dict = {"spec": spec, "kind": tokenizer.kind, "describe": tokenizer.describe()}
+    if needs_text(spec):
+        tok_meta["fitted_on_bytes"] = sum(p.size for p in parts)
     if isinstance(tokenizer, HFTokenizer):
         write_text(out / TOKENIZER, tokenizer.json)
         tok_meta.update(file=TOKENIZER, sha256=file_sha256(out / TOKENIZER))

@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 
 from odetx.data.base import DataInfo
-from odetx.errors import DataError
+from odetx.errors import DataInputError
 
 MAX_VOCAB = 2**32 - 1  # token files hold uint32 at most
 
 
-def invalid_utf8(text: str, where: str) -> DataError:
+def invalid_utf8(text: str, where: str) -> DataInputError:
     """The error for ``text`` holding lone surrogates (undecodable bytes from argv)."""
     raw = text.encode("utf-8", errors="surrogateescape")
     try:
@@ -31,7 +31,7 @@ def invalid_utf8(text: str, where: str) -> DataError:
         detail = f"a lone surrogate at character {at}"
     except UnicodeDecodeError as e:
         detail = f"byte 0x{raw[e.start]:02x} at byte {e.start}"
-    return DataError(f"{where} is not valid UTF-8 ({detail})")
+    return DataInputError(f"{where} is not valid UTF-8 ({detail})")
 
 
 class Tokenizer:
@@ -149,7 +149,7 @@ class CharTokenizer(Tokenizer):
             bad = np.flatnonzero(self.codes[at] != codes) if len(self.codes) else codes
             if len(bad):
                 pos = int(bad[0])
-                raise DataError(
+                raise DataInputError(
                     f"{where} has the character {text[pos]!r} (at position {pos}), which the "
                     f"training text's vocabulary of {len(self.chars)} characters lacks"
                 )
@@ -180,11 +180,11 @@ class HFTokenizer(Tokenizer):
             self.hf = _HF.from_str(json_text)
         except Exception as e:  # the Rust parser's errors are one opaque class
             detail = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
-            raise DataError(f"{where} is not a tokenizers tokenizer.json ({detail})") from None
+            raise DataInputError(f"{where} is not a tokenizers tokenizer.json ({detail})") from None
         self.json = json_text
         size = self.hf.get_vocab_size(with_added_tokens=True)
         if not 0 < size <= MAX_VOCAB:
-            raise DataError(f"{where} has {size} ids; a vocabulary needs 1 to {MAX_VOCAB}")
+            raise DataInputError(f"{where} has {size} ids; a vocabulary needs 1 to {MAX_VOCAB}")
         self._size = size
 
     @property
@@ -197,7 +197,7 @@ class HFTokenizer(Tokenizer):
         except (TypeError, ValueError, Exception) as e:
             if any("\ud800" <= c <= "\udfff" for t in texts for c in t):
                 raise invalid_utf8(next(iter(texts)), where) from None
-            raise DataError(f"{where} could not be encoded ({e})") from None
+            raise DataInputError(f"{where} could not be encoded ({e})") from None
         return [enc.ids for enc in encodings]
 
     def decode(self, ids: list[int]) -> str:

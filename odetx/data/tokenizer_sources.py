@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from odetx.data.tokenizer import MAX_VOCAB, ByteTokenizer, CharTokenizer, HFTokenizer, Tokenizer
-from odetx.errors import ConfigError, DataError
+from odetx.errors import ConfigError, DataInputError
 from odetx.registry import Registry
 
 MAX_TOKENIZER_JSON = 64 << 20  # bytes: the largest published tokenizer.json are ~20 MB
@@ -78,17 +78,17 @@ def from_json_file(path: str) -> HFTokenizer:
     if p.is_dir():
         p = p / "tokenizer.json"
     if not p.is_file():
-        raise DataError(
+        raise DataInputError(
             f"no tokenizer at {p}: --tokenizer takes byte, char, bpe, tiktoken:NAME or "
             "a tokenizer.json file"
         )
     size = p.stat().st_size
     if size > MAX_TOKENIZER_JSON:
-        raise DataError(f"{p} is {size:,} bytes, more than a tokenizer.json can be")
+        raise DataInputError(f"{p} is {size:,} bytes, more than a tokenizer.json can be")
     try:
         text = p.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"{p} is not a tokenizer.json (cannot be read as UTF-8: {e})") from None
+        raise DataInputError(f"{p} is not a tokenizer.json (not UTF-8 text: {e})") from None
     return HFTokenizer(text, str(p))
 
 
@@ -139,7 +139,7 @@ def from_tiktoken(name: str) -> HFTokenizer:
     try:
         import tiktoken
     except ImportError:
-        raise DataError(
+        raise DataInputError(
             "tiktoken encodings need the tiktoken package: pip install tiktoken"
         ) from None
     names = tiktoken.list_encoding_names()
@@ -152,7 +152,7 @@ def from_tiktoken(name: str) -> HFTokenizer:
     except Exception as e:  # network or cache errors of any HTTP library
         cache = os.environ.get("TIKTOKEN_CACHE_DIR") or os.environ.get("DATA_GYM_CACHE_DIR")
         where = cache or "tiktoken's default cache (set TIKTOKEN_CACHE_DIR to choose one)"
-        raise DataError(
+        raise DataInputError(
             f"tiktoken encoding {name!r} is not available offline: its file is not in {where} "
             f"and could not be fetched ({type(e).__name__})"
         ) from None

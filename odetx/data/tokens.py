@@ -5,7 +5,7 @@ damaged or written by anything: ``meta.json`` is parsed with a size bound and ev
 field's type checked; each token file must be exactly as long as the metadata says;
 the tokenizer must match its recorded hash and load; the ids of val and test are
 checked against the vocabulary when they are opened, and each training window as it
-is read. Every failure is one :class:`~odetx.errors.DataError` naming the file.
+is read. Every failure is one :class:`~odetx.errors.DataInputError` naming the file.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from odetx.data.prepare import FORMAT, META, VERSION
 from odetx.data.text import build, check_options
 from odetx.data.tokenizer import MAX_VOCAB, ByteTokenizer, CharTokenizer, HFTokenizer, Tokenizer
 from odetx.data.windows import TokenFile
-from odetx.errors import DataError
+from odetx.errors import DataInputError
 
 MAX_META = 64 << 20  # bytes: a char table of every Unicode character is ~4 MB
 DTYPES = {"uint16": np.dtype("<u2"), "uint32": np.dtype("<u4")}
@@ -30,7 +30,7 @@ DTYPES = {"uint16": np.dtype("<u2"), "uint32": np.dtype("<u4")}
 
 def _folder(root: str | None) -> Path:
     if not root:
-        raise DataError(
+        raise DataInputError(
             "the tokens dataset reads a prepared folder: pass --data-dir DIR "
             "(made by odetx data text)"
         )
@@ -41,7 +41,7 @@ def _folder(root: str | None) -> Path:
             if any((folder / f"{s}.bin").exists() for s in SPLITS)
             else "make one with odetx data text SRC --out DIR"
         )
-        raise DataError(f"{folder} is not a prepared corpus: no {META}; {hint}")
+        raise DataInputError(f"{folder} is not a prepared corpus: no {META}; {hint}")
     return folder
 
 
@@ -49,10 +49,10 @@ def _field(meta: Any, path: str, kind: type, where: Path) -> Any:
     value = meta
     for key in path.split("."):
         if not isinstance(value, dict) or key not in value:
-            raise DataError(f"{where}: {META} lacks {path}; the folder is damaged")
+            raise DataInputError(f"{where}: {META} lacks {path}; the folder is damaged")
         value = value[key]
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise DataError(
+        raise DataInputError(
             f"{where}: {META} has {path} = {str(value)[:40]!r}, expected {kind.__name__}"
         )
     return value
@@ -62,23 +62,23 @@ def read_meta(folder: Path) -> dict:
     p = folder / META
     size = p.stat().st_size
     if size > MAX_META:
-        raise DataError(f"{p} is {size:,} bytes, more than a prepared corpus's metadata can be")
+        raise DataInputError(f"{p} is {size:,} bytes, more than a corpus's metadata can be")
     try:
         meta = json.loads(p.read_text("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DataError(f"{p} is damaged ({type(e).__name__}: {str(e)[:80]})") from None
+        raise DataInputError(f"{p} is damaged ({type(e).__name__}: {str(e)[:80]})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise DataError(f"{p} is not the metadata of a prepared corpus")
+        raise DataInputError(f"{p} is not the metadata of a prepared corpus")
     version = _field(meta, "version", int, folder)
     if version > VERSION:
-        raise DataError(f"{p} was written by a newer odetx (format {version})")
+        raise DataInputError(f"{p} was written by a newer odetx (format {version})")
     return meta
 
 
 def _tokenizer(folder: Path, meta: dict) -> Tokenizer:
     size = _field(meta, "vocab_size", int, folder)
     if not 0 < size <= MAX_VOCAB:
-        raise DataError(f"{folder}: {META} has vocab_size {size}, outside 1..{MAX_VOCAB}")
+        raise DataInputError(f"{folder}: {META} has vocab_size {size}, outside 1..{MAX_VOCAB}")
     kind = _field(meta, "tokenizer.kind", str, folder)
     if kind == "byte":
         tok: Tokenizer = ByteTokenizer()
@@ -88,18 +88,18 @@ def _tokenizer(folder: Path, meta: dict) -> Tokenizer:
         name = _field(meta, "tokenizer.file", str, folder)
         p = folder / Path(name).name  # never outside the folder
         if not p.is_file():
-            raise DataError(f"{folder}: the tokenizer {p.name} is missing")
+            raise DataInputError(f"{folder}: the tokenizer {p.name} is missing")
         raw = p.read_bytes()
         want = _field(meta, "tokenizer.sha256", str, folder)
         if hashlib.sha256(raw).hexdigest() != want:
-            raise DataError(f"{p} is damaged or was replaced (its hash differs from {META}'s)")
+            raise DataInputError(f"{p} is damaged or was replaced (its hash differs from {META}'s)")
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise DataError(f"{p} is damaged (not UTF-8)") from None
+            raise DataInputError(f"{p} is damaged (not UTF-8)") from None
         tok = HFTokenizer(text, str(p))
     if tok.size != size:
-        raise DataError(
+        raise DataInputError(
             f"{folder}: {META} says {size} ids but its tokenizer has {tok.size}; "
             "the folder is damaged"
         )
@@ -112,23 +112,23 @@ def open_prepared(root: str | None) -> tuple[Tokenizer, dict[str, TokenFile]]:
     meta = read_meta(folder)
     dtype_name = _field(meta, "dtype", str, folder)
     if dtype_name not in DTYPES:
-        raise DataError(
+        raise DataInputError(
             f"{folder}: {META} has dtype {dtype_name[:20]!r}; expected uint16 or uint32"
         )
     dtype = DTYPES[dtype_name]
     tokenizer = _tokenizer(folder, meta)
     if tokenizer.size > 1 << (8 * dtype.itemsize):
-        raise DataError(f"{folder}: {tokenizer.size} ids do not fit {dtype_name}")
+        raise DataInputError(f"{folder}: {tokenizer.size} ids do not fit {dtype_name}")
     files = {}
     for split in SPLITS:
         tokens = _field(meta, f"splits.{split}.tokens", int, folder)
         nbytes = _field(meta, f"splits.{split}.bytes", int, folder)
         p = folder / f"{split}.bin"
         if not p.is_file():
-            raise DataError(f"{folder}: {p.name} is missing")
+            raise DataInputError(f"{folder}: {p.name} is missing")
         size = p.stat().st_size
         if size != tokens * dtype.itemsize or tokens < 0 or nbytes < 0:
-            raise DataError(
+            raise DataInputError(
                 f"{p} holds {size:,} bytes; {META} says {tokens:,} {dtype_name} tokens "
                 f"({tokens * dtype.itemsize:,} bytes): the file is truncated or not this "
                 "folder's"

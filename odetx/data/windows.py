@@ -18,7 +18,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from odetx.data.base import IGNORE_INDEX
-from odetx.errors import DataError
+from odetx.errors import DataInputError
 
 
 @dataclass
@@ -60,7 +60,7 @@ class TokenFile:
             top = int(w.max()) if len(w) else 0
             if top >= self.vocab_size:
                 where = self.path if self.path is not None else "the text"
-                raise DataError(
+                raise DataInputError(
                     f"{where} holds the token id {top} (near token {start:,}), outside the "
                     f"vocabulary of {self.vocab_size}: the file is damaged or was made by "
                     "another tokenizer"
@@ -133,7 +133,7 @@ class ContiguousWindows(Dataset):
 
 def check_length(tokens: TokenFile, context: int, where: str) -> None:
     if len(tokens) < context + 1:
-        raise DataError(
+        raise DataInputError(
             f"{where} has {len(tokens)} tokens, fewer than one window of "
             f"data.context + 1 = {context + 1}; give more text or a shorter context"
         )
