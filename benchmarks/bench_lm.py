@@ -40,7 +40,7 @@ from torch.utils.data import DataLoader
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from odetx.config import ModelConfig, SolverConfig, parse_set  # noqa: E402
+from odetx.config import DataConfig, ModelConfig, SolverConfig, parse_set  # noqa: E402
 from odetx.data.base import IGNORE_INDEX, DataInfo  # noqa: E402
 from odetx.data.text import from_texts, pydoc_topics, split_by_position  # noqa: E402
 from odetx.data.windows import ContiguousWindows  # noqa: E402
@@ -181,7 +181,9 @@ def recipe_config(args, seed: int, out: Path):
 
 
 def bench_quality(args, tmp: Path) -> Path:
-    _, files = from_texts("byte", split_by_position(pydoc_topics()), "pydoc-topics")
+    _, files = from_texts(
+        DataConfig(name="pydoc-topics"), split_by_position(pydoc_topics()), "pydoc-topics"
+    )
     cfg = recipe_config(args, 0, tmp / "probe")
     if cfg.data.name != "pydoc-topics" or cfg.data.vocab != "byte" or cfg.data.context != 128:
         raise SystemExit("the quality section compares byte-level pydoc-topics at context 128")

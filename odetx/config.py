@@ -77,7 +77,8 @@ class DataConfig:
     seq_len_max: int = 64
     max_len: int = 0  # padded length of token datasets; 0 means seq_len_max
     context: int = 0  # text: tokens per window; 0 takes model.context
-    vocab: str = "byte"  # text: "byte" (256 ids, any file) or "char" (fitted to train text)
+    vocab: str = "byte"  # text: "byte" (256 ids, any file), "char" or "bpe" (fitted to train text)
+    vocab_size: int = 4096  # text with vocab "bpe": ids of the byte-level BPE learned
     train_windows: int = 2000  # text: random windows drawn per training epoch
     max_depth: int = 4  # listops: deepest operator nesting (LRA: 10)
     max_args: int = 5  # listops: most arguments per operator (LRA: 10)
@@ -91,6 +92,9 @@ class DataConfig:
     image_size: int = 0  # folder: side images are resized to; 0 takes the training images'
     channels: int = 0  # folder: 1 (grey) or 3 (RGB); 0 takes the training images'
     strict: bool = False  # folder: refuse a file that does not decode instead of leaving it out
+    classes: tuple[str, ...] = ()  # folder: class folder names in label order; () reads train/
+    mean: tuple[float, ...] = ()  # folder: per-channel pixel mean in [0, 1]; () measures a sample
+    std: tuple[float, ...] = ()  # folder: per-channel pixel std; () measures a sample
 
 
 @dataclass(frozen=True)
@@ -110,7 +114,9 @@ class TrainConfig:
     device: str = "auto"
     amp: str = "off"  # autocast: off, bf16 or fp16 (fp16 adds a gradient scaler)
     compile: bool = False  # torch.compile the model
-    threads: int = 0  # torch intra-op threads per process; 0 chooses from free cores
+    # torch intra-op threads per process; 0: a fixed default from the usable cores, the
+    # count then recorded in the run's config; "auto": follow the load at start
+    threads: int | str = 0
     out: str | None = None
     optimizer: str = "adamw"  # a name in odetx.training.optim.OPTIMIZERS: adamw, sgd
     momentum: float = 0.9  # sgd only
@@ -133,7 +139,11 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain data: sections as dicts, tuples as lists (YAML's safe dumper takes no tuples)."""
+        return {
+            section: {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+            for section, values in dataclasses.asdict(self).items()
+        }
 
 
 # Keys that say where or how a run executes, not what it computes: runs that differ
@@ -529,8 +539,11 @@ def check_values(cfg: Config) -> None:
         )
     for key in ("mixup", "cutmix", "grad_clip"):  # 0 disables each
         _check_number(f"train.{key}", getattr(t, key), 0.0, inf, open_high=False)
-    if t.threads < 0:
-        raise ConfigError("train.threads", f"must be >= 0 (0 chooses), got {t.threads}")
+    if t.threads != "auto" and not (isinstance(t.threads, int) and t.threads >= 0):
+        raise ConfigError(
+            "train.threads",
+            f"must be a count, 0 (the default count) or 'auto', got {_short(t.threads)}",
+        )
     for key in ("accumulate", "ema_every"):
         value = getattr(t, key)
         if not 1 <= value <= MAX_EPOCHS:

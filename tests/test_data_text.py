@@ -22,12 +22,12 @@ def text_cfg(**kw):
 
 def read_files(root):
     """Each split as the memory-mapped byte path reads it, decoded back to text."""
-    _, files = from_files("byte", root)
+    _, files = from_files(DataConfig(name="text", root=root))
     return {s: bytes(files[s].ids()).decode("utf-8") for s in SPLITS}
 
 
 def build(cfg, texts, source):
-    return build_windows(cfg, *from_texts(cfg.vocab, texts, source), source)
+    return build_windows(cfg, *from_texts(cfg, texts, source), source)
 
 
 def token_file(tokens):

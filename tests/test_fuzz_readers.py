@@ -699,7 +699,9 @@ def test_compare_survives_damaged_run_files(tmp_path, target):
 
 
 def read_files(root):
-    return from_files("byte", root)
+    from odetx.config import DataConfig
+
+    return from_files(DataConfig(name="text", root=root))
 
 
 TEXT = "The quick brown fox jumps over the lazy dog.\nÆsop's fables, naïve café — ok.\n" * 20

@@ -20,24 +20,30 @@ as :mod:`odetx.data.windows` says.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from odetx.data.base import SPLITS, DataInfo, Splits
 from odetx.data.corpus import check_text, decoded, find_splits
 from odetx.data.tokenizer import ByteTokenizer, CharTokenizer, Tokenizer
+from odetx.data.tokenizer_sources import Fit, check_vocab_size, train_bpe
 from odetx.data.windows import ContiguousWindows, RandomWindows, TokenFile, check_length
 from odetx.errors import ConfigError, DataError
 from odetx.registry import Registry
 
 SPLIT_FRACTIONS = (0.9, 0.05)  # train, val; test takes the rest
 
-# ``data.vocab`` -> the tokenizer it fits to the training text.
-VOCABS: Registry[Callable[[str], Tokenizer]] = Registry("vocabulary")
-VOCABS.register("byte", lambda train_text: ByteTokenizer())
-VOCABS.register("char", lambda train_text: CharTokenizer.fit(iter([train_text])))
+# ``data.vocab`` -> the tokenizer it fits to the training text, given the data config.
+VOCABS: Registry[Callable[[str, Any], Tokenizer]] = Registry("vocabulary")
+VOCABS.register("byte", lambda train_text, cfg: ByteTokenizer())
+VOCABS.register("char", lambda train_text, cfg: CharTokenizer.fit(iter([train_text])))
+VOCABS.register(
+    "bpe", lambda train_text, cfg: train_bpe(Fit(lambda: iter([train_text]), cfg.vocab_size))
+)
 
 
 def check_options(cfg) -> None:
@@ -47,6 +53,8 @@ def check_options(cfg) -> None:
         raise ConfigError("data.context", f"must be a positive number of tokens, got {cfg.context}")
     if cfg.train_windows <= 0:
         raise ConfigError("data.train_windows", f"must be positive, got {cfg.train_windows}")
+    if cfg.vocab == "bpe":
+        check_vocab_size(cfg.vocab_size, "data.vocab_size")
 
 
 def split_by_position(text: str) -> dict[str, str]:
@@ -65,11 +73,16 @@ def pydoc_topics() -> str:
     return "\n\n".join(topics[k] for k in sorted(topics))
 
 
-def from_texts(
-    vocab: str, texts: dict[str, str], source: str
-) -> tuple[Tokenizer, dict[str, TokenFile]]:
+_fitted: dict[tuple, Tokenizer] = {}
+
+
+def from_texts(cfg, texts: dict[str, str], source: str) -> tuple[Tokenizer, dict[str, TokenFile]]:
     """Tokenise texts held in memory into compact id arrays."""
-    tokenizer = VOCABS[vocab](texts["train"])
+    key = (cfg.vocab, cfg.vocab_size, hashlib.sha256(texts["train"].encode()).hexdigest())
+    if key not in _fitted:  # info and load of one run fit once
+        _fitted.clear()
+        _fitted[key] = VOCABS[cfg.vocab](texts["train"], cfg)
+    tokenizer = _fitted[key]
     dtype = np.uint8 if tokenizer.size <= 256 else np.uint32
     files = {}
     for split in SPLITS:
@@ -78,12 +91,13 @@ def from_texts(
     return tokenizer, files
 
 
-def from_files(vocab: str, root: str | None) -> tuple[Tokenizer, dict[str, TokenFile]]:
-    """The corpus in ``root``: bytes through a memory map, or characters fitted to it."""
-    splits = find_splits(root)
-    if vocab != "byte":
+def from_files(cfg) -> tuple[Tokenizer, dict[str, TokenFile]]:
+    """The corpus in ``cfg.root``: bytes through a memory map, or a vocabulary fitted to
+    it (the text then held in memory)."""
+    splits = find_splits(cfg.root)
+    if cfg.vocab != "byte":
         texts = {s: "".join(t for t, _ in decoded(splits[s])) for s in SPLITS}
-        return from_texts(vocab, texts, "text")
+        return from_texts(cfg, texts, "text")
     files = {}
     for name, split in splits.items():
         check_text(split)
@@ -119,19 +133,19 @@ def files_info(cfg) -> DataInfo:
     if cfg.vocab == "byte":
         return _info_without_data(cfg)
     check_options(cfg)
-    return build(cfg, *from_files(cfg.vocab, cfg.root), "text")[0]
+    return build(cfg, *from_files(cfg), "text")[0]
 
 
 def files_load(cfg) -> Splits:
     check_options(cfg)
-    return build(cfg, *from_files(cfg.vocab, cfg.root), "text")[1]
+    return build(cfg, *from_files(cfg), "text")[1]
 
 
 def _pydoc(cfg) -> tuple[DataInfo, Splits]:
     check_options(cfg)
     return build(
         cfg,
-        *from_texts(cfg.vocab, split_by_position(pydoc_topics()), "pydoc-topics"),
+        *from_texts(cfg, split_by_position(pydoc_topics()), "pydoc-topics"),
         "pydoc-topics",
     )
 

@@ -188,10 +188,10 @@ SOURCES.register(
 )
 
 
-def check_vocab_size(vocab_size: int) -> None:
+def check_vocab_size(vocab_size: int, key: str = "--vocab-size") -> None:
     if not 256 <= vocab_size <= MAX_VOCAB:
         raise ConfigError(
-            "--vocab-size",
+            key,
             f"must lie in [256, {MAX_VOCAB}] (256 byte ids at least), got {vocab_size}",
         )
 
