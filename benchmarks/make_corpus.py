@@ -15,9 +15,7 @@ import argparse
 import random
 import sysconfig
 from pathlib import Path
-
 from pydoc_data.topics import topics
-
 
 POOL_BYTES = 200_000_000  # distinct text: a corpus larger than this repeats it, shuffled
 

@@ -80,6 +80,7 @@ class DataConfig:
     vocab: str = "byte"  # text: "byte" (256 ids, any file), "char" or "bpe" (fitted to train text)
     vocab_size: int = 4096  # text with vocab "bpe": ids of the byte-level BPE learned
     train_windows: int = 2000  # text: random windows drawn per training epoch
+    eval_windows: int = 0  # text: val/test windows scored, evenly spaced; 0 scores every token
     max_depth: int = 4  # listops: deepest operator nesting (LRA: 10)
     max_args: int = 5  # listops: most arguments per operator (LRA: 10)
     train_size: int = 10_000  # generated examples per split

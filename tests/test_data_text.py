@@ -271,3 +271,17 @@ def test_pydoc_topics_builds_offline_from_the_shipped_text(no_network):
     assert len(splits.train) == 4
     x, y = splits.train[0]
     assert x.shape == y.shape == (16,) and torch.equal(x[1:], y[:-1])
+
+
+def test_eval_windows_take_an_evenly_spaced_subset_of_the_windows():
+    tokens = torch.arange(1000)
+    full = ContiguousWindows(token_file(tokens), 10)  # 100 windows: 99 whole + a tail
+    some = ContiguousWindows(token_file(tokens), 10, limit=5)
+    assert len(full) == 100 and len(some) == 5
+    every = [full[i][0].tolist() for i in range(len(full))]
+    picked = [some[i][0].tolist() for i in range(len(some))]
+    assert all(p in every for p in picked)
+    assert picked[0] == every[0] and picked[-1] == every[-1]  # both ends
+    starts = [p[0] for p in picked]
+    assert starts == sorted(starts) and len(set(starts)) == 5
+    assert len(ContiguousWindows(token_file(tokens), 10, limit=500)) == 100  # all there are

@@ -53,6 +53,8 @@ def check_options(cfg) -> None:
         raise ConfigError("data.context", f"must be a positive number of tokens, got {cfg.context}")
     if cfg.train_windows <= 0:
         raise ConfigError("data.train_windows", f"must be positive, got {cfg.train_windows}")
+    if cfg.eval_windows < 0:
+        raise ConfigError("data.eval_windows", f"must be >= 0 (0: all), got {cfg.eval_windows}")
     if cfg.vocab == "bpe":
         check_vocab_size(cfg.vocab_size, "data.vocab_size")
 
@@ -117,8 +119,8 @@ def build(
     info = DataInfo(kind="text", max_len=cfg.context, **tokenizer.info_fields())
     splits = Splits(
         RandomWindows(files["train"], cfg.context, cfg.train_windows, cfg.seed),
-        ContiguousWindows(files["val"], cfg.context),
-        ContiguousWindows(files["test"], cfg.context),
+        ContiguousWindows(files["val"], cfg.context, cfg.eval_windows),
+        ContiguousWindows(files["test"], cfg.context, cfg.eval_windows),
     )
     return info, splits
 

@@ -106,22 +106,34 @@ class ContiguousWindows(Dataset):
     """Windows at offsets 0, T, 2T, …; the last one ends at the last token and scores
     only what the others did not, so every token but the first is scored once."""
 
-    def __init__(self, tokens: TokenFile, context: int) -> None:
+    def __init__(self, tokens: TokenFile, context: int, limit: int = 0) -> None:
         self.tokens, self.context = tokens, context
         n = len(tokens) - 1  # tokens that have a predecessor: the ones scored
         self.full = n // context
         self.tail = n % context
+        count = self.full + (1 if self.tail else 0)
+        # ``limit`` > 0: that many windows, evenly spaced over the split (a corpus of
+        # gigabytes is validated on a sample, as nanoGPT's eval_iters does).
+        self.picked = (
+            np.unique(np.linspace(0, count - 1, limit).round().astype(np.int64))
+            if 0 < limit < count
+            else None
+        )
 
     @property
     def tokens_per_byte(self) -> float:
         return self.tokens.tokens_per_byte
 
     def __len__(self) -> int:
+        if self.picked is not None:
+            return len(self.picked)
         return self.full + (1 if self.tail else 0)
 
     def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
         if not 0 <= i < len(self):
             raise IndexError(i)
+        if self.picked is not None:
+            i = int(self.picked[i])
         last = self.tail and i == self.full
         start = len(self.tokens) - 1 - self.context if last else i * self.context
         w = self.tokens.window(start, self.context + 1)
