@@ -328,3 +328,16 @@ def test_a_prepared_folder_is_not_overwritten_without_force(tmp_path):
                          "--tokenizer", "char")  # fmt: skip
     assert code == 2 and "--force" in lines[0]
     assert (tmp_path / "out/train.bin").read_bytes() == before
+
+
+def test_eval_refuses_text_tokenised_by_another_tokenizer(bpe_run, tmp_path):
+    """The run's ids would be read as other tokens: a silent wrong score, refused."""
+    other = prepare_text(bpe_run / "src", tmp_path / "other", "bpe", vocab_size=300).folder
+    code, lines = invoke("eval", str(bpe_run / "run"), "--data-dir", str(other))
+    assert code == 2 and len(lines) == 1 and "another tokenizer" in lines[0], lines
+    same = prepare_text(
+        bpe_run / "src", tmp_path / "same", str(bpe_run / "tokens/tokenizer.json")
+    ).folder
+    code, lines = invoke("eval", str(bpe_run / "run"), "--data-dir", str(same), "--json")
+    assert code == 0, lines
+    assert json.loads(lines[-1])["samples"] > 0

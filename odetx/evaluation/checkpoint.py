@@ -10,7 +10,8 @@ from typing import Any
 from torch.utils.data import DataLoader, Dataset
 
 from odetx.data import DATASETS, check_split
-from odetx.errors import ConfigError
+from odetx.data.base import DataInfo
+from odetx.errors import ConfigError, DataInputError
 from odetx.evaluation.load import LoadedModel, load_model
 from odetx.evaluation.loop import EvalResult, evaluate
 from odetx.runtime.loaders import make_loader
@@ -22,7 +23,28 @@ def load_split(loaded: LoadedModel, split: str, data_root: str | None = None) ->
     data = loaded.config.data
     if data_root:
         data = dataclasses.replace(data, root=data_root)
-    return DATASETS[data.name].load(data)[split]
+    entry = DATASETS[data.name]
+    if loaded.info.kind == "text":
+        check_same_tokens(loaded, entry.info(data), data.root)
+    return entry.load(data)[split]
+
+
+def check_same_tokens(loaded: LoadedModel, info: DataInfo, root: str | None) -> None:
+    """Refuse text tokenised otherwise than the model was trained on: its ids would be
+    read as other tokens, and every score would be wrong without an error."""
+    mine, theirs = loaded.info, info
+    same = (mine.vocab_size, mine.chars, mine.tokenizer) == (
+        theirs.vocab_size,
+        theirs.chars,
+        theirs.tokenizer,
+    )
+    if not same:
+        raise DataInputError(
+            f"{root or loaded.config.data.name} holds text tokenised by another tokenizer "
+            f"({theirs.unit or 'byte'}, {theirs.vocab_size} ids) than {loaded.path} was "
+            f"trained with ({mine.unit or 'byte'}, {mine.vocab_size} ids); prepare it with "
+            "the run's tokenizer (odetx data text SRC --out DIR --tokenizer its tokenizer.json)"
+        )
 
 
 def eval_loader(loaded: LoadedModel, dataset: Dataset, batch_size: int | None = None) -> DataLoader:
@@ -52,6 +74,8 @@ class CheckpointEval:
             "solver_overridden": self.loaded.overridden,
             "weights": self.loaded.weights,
             **self.result.to_dict(),
+            # Image folders: the class names, in label order.
+            **({"classes": list(self.loaded.info.classes)} if self.loaded.info.classes else {}),
         }
 
 
