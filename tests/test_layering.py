@@ -19,7 +19,7 @@ LAYERS = [
     {"odetx.solvers", "odetx.data", "odetx.runtime"},
     {"odetx.models"},
     {"odetx.resolve", "odetx.artefacts"},
-    {"odetx.evaluation"},
+    {"odetx.evaluation", "odetx.importers"},
     {"odetx.training"},
     {"odetx.compare", "odetx.export", "odetx.analysis"},
     {"odetx.cli", "odetx.__main__"},

@@ -81,6 +81,7 @@ def _register() -> None:
         evaluate,
         export,
         generate,
+        importing,
         inspect,
         listing,
         predict,
@@ -96,6 +97,7 @@ def _register() -> None:
         ("inspect", inspect.inspect_cmd),
         ("list", listing.list_cmd),
         ("predict", predict.predict_cmd),
+        ("import", importing.import_cmd),
     ):
         app.command(name)(command(name, fn))
     data_app = typer.Typer(help="Prepare datasets offline.", no_args_is_help=True)

@@ -67,10 +67,25 @@ class TokenFile:
                 )
         return torch.from_numpy(w)
 
-    def check_ids(self, chunk: int = 1 << 24) -> None:
-        """Every id in range (reads the whole file, a chunk at a time)."""
-        for start in range(0, self.count, chunk):
-            self.window(start, chunk)
+    def check_ids(self, chunk: int = 1 << 20) -> None:
+        """Every id in range. Read with plain reads, a chunk at a time, not through the
+        map: the pages stay page cache rather than this process's resident memory."""
+        if self.path is None:
+            self.window(0, self.count)
+            return
+        if self.vocab_size >= 1 << (8 * self.dtype.itemsize):
+            return  # every value the file can hold is an id
+        top, at = 0, 0
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            while at < self.count:
+                ids = np.fromfile(f, dtype=self.dtype, count=min(chunk, self.count - at))
+                if len(ids) == 0:
+                    break
+                top = max(top, int(ids.max()))
+                if top >= self.vocab_size:
+                    self.window(at + int(np.argmax(ids >= self.vocab_size)), 1)
+                at += len(ids)
 
     @property
     def tokens_per_byte(self) -> float:
