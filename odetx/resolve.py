@@ -21,6 +21,7 @@ from torch import nn
 
 from odetx.config import Config, DataConfig, ModelConfig, SolverConfig, TrainConfig, load_config
 from odetx.data import DATASETS, DataInfo
+from odetx.data.folder import check_keys
 from odetx.data.images import check_augmentation
 from odetx.errors import ConfigError
 from odetx.models import PRESETS, build_model, check_context, check_kind, resolve_model
@@ -45,6 +46,7 @@ def resolve(cfg: Config) -> Config:
     AMP_DTYPES.lookup(cfg.train.amp, "train.amp")
     check_optimizer(cfg.train)
     check_augmentation(cfg.data)
+    check_keys(cfg.data)
     validate_solver(cfg.solver)
     check_drop_path(cfg.model, cfg.solver)
     model = resolve_model(cfg.model)

@@ -147,7 +147,12 @@ class RichReporter:
 
     def finish(self, summary: dict[str, Any]) -> None:
         test, last = summary["test"], summary["test_last"]
-        if "bpb" in test:  # a language model: bits per byte decide, whatever the tokenizer
+        if test is None:  # an image folder without test/
+            scores = {
+                "test": "no test split",
+                "best val acc": f"{summary['best_val_acc']:.4f} (epoch {summary['best_epoch']})",
+            }
+        elif "bpb" in test:  # a language model: bits per byte decide, whatever the tokenizer
             unit = summary.get("unit", "byte")
             scores = {
                 "test bits per byte (best val epoch)": f"{test['bpb']:.4f}",
@@ -171,6 +176,11 @@ class RichReporter:
                 {
                     **scores,
                     "NFE per forward": summary["nfe_forward"],
+                    **(
+                        {"files left out (do not decode)": summary["undecodable_files"]}
+                        if summary.get("undecodable_files")
+                        else {}
+                    ),
                     "params": summary["params"],
                     "wall time": f"{summary['wall_time_s']:.1f}s",
                     # Only compiled runs have the entry; a break costs speed, not results.

@@ -59,6 +59,7 @@ def eval_cmd(
             "NFE per forward": result.nfe,
             "samples/s": f"{result.samples_per_s:.0f}",
             "samples": result.samples,
+            **({"classes": ", ".join(loaded.info.classes)} if loaded.info.classes else {}),
         }
     console.print(
         kv_table(

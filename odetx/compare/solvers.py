@@ -246,4 +246,6 @@ def compare_solvers(
         "local order: the slope from the previous step count (settles as h shrinks); "
         "theory: the order the arch's splitting and the solver predict",
     ]
+    if loaded.info.classes:
+        table.notes.append(f"classes, in label order: {', '.join(loaded.info.classes)}")
     return table

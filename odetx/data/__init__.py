@@ -2,7 +2,7 @@
 
 import functools
 
-from odetx.data import digits, images, listops, parity, text, tokens
+from odetx.data import digits, folder, images, listops, parity, text, tokens
 from odetx.data.base import SPLITS, DataInfo, DatasetEntry, Splits, check_split
 from odetx.registry import Registry
 
@@ -35,6 +35,17 @@ for _name, _spec in images.IMAGE_DATASETS.items():
             download=True,
         )
     )
+register_dataset(
+    DatasetEntry(
+        "folder",
+        "image",
+        folder.info,
+        folder.load,
+        "your images, one folder per class (PNG, JPEG, GIF, WebP; any size, grey or colour)",
+        "--data-dir DIR with train/<class>/ images, and optionally val/ and test/ alike",
+        settle=folder.settle,
+    )
+)
 register_dataset(
     DatasetEntry(
         "listops",

@@ -8,7 +8,7 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from odetx.errors import ConfigError
+from odetx.errors import ConfigError, DataInputError
 
 SPLITS = ("train", "val", "test")
 # A target with this id is not scored (torch's cross_entropy skips it by default).
@@ -40,12 +40,19 @@ class DataInfo:
 
 @dataclass(frozen=True)
 class Splits:
+    """The three splits; ``test`` is ``None`` where the data has none (an image folder
+    without ``test/``), and ``missing`` then says so in the user's terms."""
+
     train: Dataset
     val: Dataset
-    test: Dataset
+    test: Dataset | None
+    missing: str = ""
 
     def __getitem__(self, name: str) -> Dataset:
-        return getattr(self, check_split(name))
+        split = getattr(self, check_split(name))
+        if split is None:
+            raise DataInputError(self.missing or f"the dataset has no {name} split")
+        return split
 
 
 @dataclass(frozen=True)

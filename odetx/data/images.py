@@ -167,12 +167,19 @@ def info(spec: ImageSpec, cfg=None) -> DataInfo:
 
 
 def train_augmentation(spec: ImageSpec, policy: str = "off") -> Callable[[Tensor], Tensor]:
+    """:func:`augmentation` with ``spec``'s size, padding and flips, on uint8 pixels."""
+    return augmentation(spec.image_size, spec.crop_padding, spec.flip, policy)
+
+
+def augmentation(
+    size: int, padding: int, flip: bool, policy: str = "off"
+) -> Callable[[Tensor], Tensor]:
     """Random crop of the zero-padded image (and a mirror flip where it keeps the class),
-    then the ``data.randaugment`` policy, on uint8 pixels."""
+    then the ``data.randaugment`` policy; ``(C, size, size)`` pixels, uint8 or float in [0, 1]."""
     from torchvision.transforms import v2
 
-    steps = [v2.RandomCrop(spec.image_size, padding=spec.crop_padding)]
-    if spec.flip:
+    steps = [v2.RandomCrop(size, padding=padding)]
+    if flip:
         steps.append(v2.RandomHorizontalFlip())
     chosen = policy_transform(policy)
     if chosen is not None:
@@ -300,9 +307,10 @@ def check_augmentation(cfg) -> None:
         )
         if on
     ]
-    if asked and cfg.name not in IMAGE_DATASETS:
+    augmented = [*IMAGE_DATASETS.names(), "folder"]  # image folders reuse this augmentation
+    if asked and cfg.name not in augmented:
         raise ConfigError(
             asked[0],
-            f"applies to the image datasets read from files ({', '.join(IMAGE_DATASETS.names())})"
-            f", not {cfg.name}",
+            f"applies to the image datasets read from files ({', '.join(augmented)}), "
+            f"not {cfg.name}",
         )

@@ -123,6 +123,8 @@ def evaluate(
     lm = False
     start = time.perf_counter()
     for batch in loader:
+        if batch is None:  # every example of it left out (image files that do not decode)
+            continue
         stack.reset_nfe()
         with autocast():
             logits, y = forward_batch(model, batch, device)

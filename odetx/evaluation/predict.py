@@ -1,8 +1,10 @@
 """Classify files with a trained model: a checkpoint or an exported artefact.
 
-Inputs are read as the run's data was: images are decoded with torchvision, turned
-grey or RGB to the run's channels, resized to its size and normalised with its
-dataset's statistics; token models read one example per text line (parity: a string
+Inputs are read as the run's data was: images are decoded by the decoder image folders
+use (:mod:`odetx.data.decode`: PNG, JPEG, GIF, WebP; 8- or 16-bit; any colour mode
+turned grey or RGB to the run's channels), resized to its size and normalised with
+its dataset's statistics, and classes are named where the run knows their names
+(image folders); token models read one example per text line (parity: a string
 of 0s and 1s; listops: the space-separated tokens of its files). An input that cannot
 be read becomes one :class:`Failure`; the others are still predicted.
 
@@ -12,18 +14,16 @@ Language models are not classifiers: ``odetx generate`` continues their text.
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
-from torchvision.io import ImageReadMode, decode_image
 
 from odetx.data import digits, listops, parity
 from odetx.data.base import DataInfo
+from odetx.data.decode import read_image as read_pixels
 from odetx.data.images import IMAGE_DATASETS
 from odetx.errors import CheckpointError, ConfigError, DataError
 from odetx.evaluation.load import load_model
@@ -40,12 +40,13 @@ class Predictor:
     info: DataInfo
     data_name: str
     source: Path
+    data: dict = field(default_factory=dict)  # the run's data config (folder statistics)
 
 
 @dataclass(frozen=True)
 class Prediction:
     input: str
-    top: list[tuple[int, float]]  # (class, probability), most likely first
+    top: list[tuple[int | str, float]]  # (class name, or index, and probability), most likely first
 
     def to_dict(self) -> dict:
         return {"input": self.input, "top": [{"class": c, "prob": p} for c, p in self.top]}
@@ -64,10 +65,11 @@ def _metadata_predictor(model: Callable[..., Tensor], meta: str, path: Path) -> 
     try:
         record = json.loads(meta)
         info = DataInfo(**record["data_info"])
-        name = record["config"]["data"]["name"]
+        data = record["config"]["data"]
+        name = data["name"]
     except (ValueError, KeyError, TypeError):
         raise CheckpointError(f"{path} carries no odetx.json metadata") from None
-    return Predictor(model, info, name, path)
+    return Predictor(model, info, name, path, data)
 
 
 def _from_torchscript(path: Path, ema: bool) -> Predictor:
@@ -102,7 +104,8 @@ def _from_onnx(path: Path, ema: bool) -> Predictor:
 
 def _from_checkpoint(path: Path, ema: bool) -> Predictor:
     loaded = load_model(path, device="cpu", ema=ema)
-    return Predictor(loaded.model.eval(), loaded.info, loaded.config.data.name, loaded.path)
+    data = asdict(loaded.config.data)
+    return Predictor(loaded.model.eval(), loaded.info, loaded.config.data.name, loaded.path, data)
 
 
 LOADERS: Registry[Callable[[Path, bool], Predictor]] = Registry("model file suffix")
@@ -127,8 +130,11 @@ def load_predictor(source: str | Path, ema: bool = True) -> Predictor:
 # ----------------------------------------------------------------- reading inputs
 
 
-def image_statistics(data_name: str) -> tuple[Tensor, Tensor]:
-    """Per-channel mean and std of the run's training images, on pixels in [0, 1]."""
+def image_statistics(data_name: str, data: dict | None = None) -> tuple[Tensor, Tensor]:
+    """Per-channel mean and std of the run's training images, on pixels in [0, 1]: an image
+    folder's as its config (``data``) recorded them."""
+    if data and data.get("mean") and data.get("std"):
+        return torch.tensor(data["mean"]).float(), torch.tensor(data["std"]).float()
     if data_name in IMAGE_DATASETS:
         spec = IMAGE_DATASETS[data_name]
         return torch.tensor(spec.mean), torch.tensor(spec.std)
@@ -139,20 +145,7 @@ def image_statistics(data_name: str) -> tuple[Tensor, Tensor]:
 
 def read_image(path: Path, info: DataInfo, mean: Tensor, std: Tensor) -> Tensor:
     """``(C, H, W)`` float32 as the model saw its training images."""
-    try:
-        data = torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8)
-        mode = ImageReadMode.GRAY if info.in_chans == 1 else ImageReadMode.RGB
-        with warnings.catch_warnings():  # torchvision's notice that torchcodec supersedes it
-            warnings.simplefilter("ignore", DeprecationWarning)
-            image = decode_image(data, mode=mode)
-    except OSError as e:
-        raise DataError(f"cannot read it ({e.strerror or e})") from None
-    except RuntimeError:
-        raise DataError("not a PNG or JPEG image") from None
-    size = info.image_size
-    x = image.float() / 255.0
-    if x.shape[-2:] != (size, size):
-        x = F.interpolate(x[None], size=(size, size), mode="bilinear", antialias=True)[0]
+    x = read_pixels(path, info.in_chans, info.image_size)
     return (x - mean.view(-1, 1, 1)) / std.view(-1, 1, 1)
 
 
@@ -202,6 +195,13 @@ def top_k(logits: Tensor, k: int) -> list[tuple[int, float]]:
     return [(int(i), float(v)) for i, v in zip(idx, values, strict=True)]
 
 
+def named(top: list[tuple[int, float]], info: DataInfo) -> list[tuple[int | str, float]]:
+    """``top`` with each class index replaced by its name, where the run knows the names."""
+    if not info.classes:
+        return list(top)
+    return [(info.classes[c], prob) for c, prob in top]
+
+
 @torch.no_grad()
 def predict(
     source: str | Path,
@@ -217,14 +217,14 @@ def predict(
     done: list[Prediction] = []
     failed: list[Failure] = []
     if p.info.kind == "image":
-        mean, std = image_statistics(p.data_name)
+        mean, std = image_statistics(p.data_name, p.data)
         for name in inputs:
             try:
                 x = read_image(Path(name), p.info, mean, std)
             except DataError as e:
                 failed.append(Failure(name, str(e)))
                 continue
-            done.append(Prediction(name, top_k(p.model(x[None])[0], k)))
+            done.append(Prediction(name, named(top_k(p.model(x[None])[0], k), p.info)))
         return done, failed
     if p.data_name not in ENCODERS:
         raise ConfigError("MODEL", f"reading {p.data_name} examples from text is not supported")
@@ -240,5 +240,5 @@ def predict(
             failed.append(Failure(name, str(e)))
             continue
         tokens = torch.tensor([ids])
-        done.append(Prediction(name, top_k(p.model(tokens, tokens != 0)[0], k)))
+        done.append(Prediction(name, named(top_k(p.model(tokens, tokens != 0)[0], k), p.info)))
     return done, failed

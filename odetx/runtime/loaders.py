@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset, Subset, default_collate
+
+
+def collate_present(batch: list[Any]) -> Any:
+    """``default_collate`` of the examples a dataset gave; it gives ``None`` for one it leaves
+    out (an image file that does not decode), and a batch of only those is ``None``, which
+    the training and evaluation loops skip."""
+    kept = [example for example in batch if example is not None]
+    return default_collate(kept) if kept else None
 
 
 def make_loader(
@@ -19,6 +29,7 @@ def make_loader(
         num_workers=num_workers,
         generator=generator,
         drop_last=False,
+        collate_fn=collate_present,
     )
 
 

@@ -33,7 +33,7 @@ from odetx.runtime import distributed
 from odetx.runtime.compile import graph_breaks
 from odetx.runtime.cpu import cpu_kind
 from odetx.runtime.device import resolve_device
-from odetx.runtime.loaders import make_loader, shard
+from odetx.runtime.loaders import collate_present, make_loader, shard
 from odetx.runtime.precision import amp_label, autocast, grad_scaler
 from odetx.runtime.threads import apply_threads
 from odetx.training.board import Board, require_tensorboard
@@ -170,10 +170,16 @@ class Trainer:
             )
         if self.sampler is not None:
             self.train_loader = DataLoader(
-                self.splits.train, batch_size=batch, sampler=self.sampler, num_workers=workers
+                self.splits.train,
+                batch_size=batch,
+                sampler=self.sampler,
+                num_workers=workers,
+                collate_fn=collate_present,
             )
         self.val_loader, self.test_loader = (
             make_loader(shard(split, d.rank, d.world_size), 2 * batch, False, workers)
+            if split is not None
+            else None  # an image folder without test/
             for split in (self.splits.val, self.splits.test)
         )
         # The schedule counts optimiser steps: ``train.accumulate`` micro-batches make one.
@@ -197,6 +203,20 @@ class Trainer:
             fresh = f"; new head: {', '.join(self.fresh)}" if self.fresh else ""
             out["init from"] = f"{t.init_from}{fresh}"
         return out
+
+    def _data_header(self) -> dict[str, Any]:
+        """Image folders: what the files decided (classes, size, channels) and the splits."""
+        info = self.info
+        if not info.classes:
+            return {}
+        names = ", ".join(info.classes[:8]) + (", …" if len(info.classes) > 8 else "")
+        splits = (self.splits.train, self.splits.val, self.splits.test)
+        sizes = " / ".join(f"{len(s):,}" if s is not None else "no test" for s in splits)
+        colour = "grey" if info.in_chans == 1 else "RGB"
+        return {
+            "classes": f"{len(info.classes)} ({names})",
+            "images": f"{info.image_size}x{info.image_size} {colour}; {sizes} (train/val/test)",
+        }
 
     def _sync_at(self, last: bool) -> contextlib.AbstractContextManager:
         """DDP averages gradients over processes at a step's last micro-batch only."""
@@ -334,6 +354,7 @@ class Trainer:
                 **run_identity(cfg),
                 "dim": cfg.model.dim,
                 "params": count_params(self.model),
+                **self._data_header(),
                 "device": str(self.device),
                 "threads": f"{self.threads.count} ({self.threads.why})",
                 "cpu": cpu_kind(),  # bit-exact reruns need the same kind (its SIMD kernels)
@@ -417,10 +438,24 @@ class Trainer:
             stack = model.stack
         return evaluate(model, loader, self.device, self.autocast, self.dist.sum, stack)
 
+    def _test(self, model: nn.Module | None = None) -> EvalResult | None:
+        """``model`` on the test split; ``None`` where the data has none."""
+        return None if self.test_loader is None else self._evaluate(self.test_loader, model)
+
+    def _undecodable(self) -> dict[str, Any]:
+        """``summary.json``'s count of files left out because they do not decode, for data
+        read from files that can fail so (image folders); every process's findings."""
+        splits = [self.splits.train, self.splits.val, self.splits.test]
+        found = [s.undecodable() for s in splits if hasattr(s, "undecodable")]
+        if not found:
+            return {}
+        paths = set().union(*self.dist.gather(sorted(set().union(*found))))
+        return {"undecodable_files": len(paths)}
+
     def _finish(self, wall: float) -> dict[str, Any]:
         # The weights eval uses: the average when there is one.
         used = self.ema.module if self.ema is not None else None
-        last = self._evaluate(self.test_loader, used)
+        last = self._test(used)
         # Rank 0 reads best.pt and hands it on, so nodes need no shared filesystem.
         best_states = None
         if self.dist.is_main:
@@ -431,8 +466,11 @@ class Trainer:
         raw = None
         if self.ema is not None:
             self.ema.module.load_state_dict(best_states["model_ema"])
-            raw = self._evaluate(self.test_loader)
-        best = self._evaluate(self.test_loader, used)
+            raw = self._test()
+        best = self._test(used)
+        # Without a test split the cost per forward is measured on validation.
+        nfe = best.nfe if best is not None else self._evaluate(self.val_loader, used).nfe
+        lm = self.info.kind == "text"
         cfg, p = self.cfg, self.progress
         summary = {
             **run_identity(cfg),
@@ -441,11 +479,14 @@ class Trainer:
             "epochs": p.epoch,
             "best_epoch": p.best_epoch,
             "best_val_acc": p.best_val_acc,
-            **({"best_val_loss": p.best_val_loss, "unit": self.info.unit} if best.lm else {}),
-            "test": best.to_dict(),
-            "test_last": last.to_dict(),
-            **({"weights": "ema", "test_raw": raw.to_dict()} if raw is not None else {}),
-            "nfe_forward": best.nfe,
+            **({"best_val_loss": p.best_val_loss, "unit": self.info.unit} if lm else {}),
+            "test": best.to_dict() if best is not None else None,
+            "test_last": last.to_dict() if last is not None else None,
+            **({"no_test_split": self.splits.missing} if best is None else {}),
+            **({"weights": "ema"} if self.ema is not None else {}),
+            **({"test_raw": raw.to_dict()} if raw is not None else {}),
+            "nfe_forward": nfe,
+            **self._undecodable(),
             "wall_time_s": wall,
             "device": str(self.device),
             "processes": self.dist.world_size,

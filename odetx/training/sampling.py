@@ -14,9 +14,11 @@ T = TypeVar("T")
 
 def micro_batches(batches: Iterable[T], accumulate: int) -> Iterator[list[T]]:
     """Consecutive groups of ``accumulate`` batches, one per optimiser step (the last group
-    of an epoch may be shorter)."""
+    of an epoch may be shorter); a ``None`` batch (every example in it left out) is skipped."""
     group: list[T] = []
     for batch in batches:
+        if batch is None:
+            continue
         group.append(batch)
         if len(group) == accumulate:
             yield group
