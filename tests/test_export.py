@@ -16,6 +16,7 @@ from odetx.artefacts import save_checkpoint
 from odetx.cli.app import app
 from odetx.data import DATASETS
 from odetx.evaluation import load_model
+from odetx.export import FORMATS
 from odetx.models import build_model
 from odetx.resolve import build_config
 from tests.conftest import TINY
@@ -131,7 +132,8 @@ def exported(tmp_path_factory):
     for name, (ckpt_kw, fmt, flags) in CASES.items():
         ckpt = make_checkpoint(root / f"{name}.pt", **ckpt_kw)
         # One case relies on the defaults: format torchscript, the checkpoint's path as .ts.
-        out_args = [] if name == "vit-sequential-ts" else ["--out", root / f"{name}.art"]
+        suffix = FORMATS[fmt].suffix
+        out_args = [] if name == "vit-sequential-ts" else ["--out", root / f"{name}{suffix}"]
         result = invoke(ckpt, *out_args, "--format", fmt, *flags, "--json")
         assert result.exit_code == 0, result.output
         record = json.loads(result.output)
@@ -246,6 +248,8 @@ def test_bad_input_is_one_line_and_leaves_no_file(ckpt, tmp_path):
     corrupt.write_bytes(ckpt.read_bytes()[:1000])
     untrusted = tmp_path / "untrusted.pt"
     torch.save({"format": "odetx-checkpoint", "config": argparse.Namespace()}, untrusted)
+    misnamed = tmp_path / "ckpt.ts"  # a checkpoint is read by its content, whatever its name
+    misnamed.write_bytes(ckpt.read_bytes())
     before = sorted(tmp_path.iterdir())
     out = tmp_path / "m.ts"
     for args, code, needle in [
@@ -253,7 +257,9 @@ def test_bad_input_is_one_line_and_leaves_no_file(ckpt, tmp_path):
         ([corrupt, "--out", out], 1, "corrupt or truncated"),
         ([untrusted, "--out", out], 1, "weights_only=True"),
         ([ckpt, "--out", tmp_path / "missing" / "m.ts"], 2, "does not exist"),
-        ([ckpt, "--out", ckpt, "--force"], 2, "is the checkpoint itself"),
+        ([misnamed, "--out", misnamed, "--force"], 2, "is the checkpoint itself"),
+        ([ckpt, "--out", tmp_path / "m.pt"], 2, "m.pt names no export format; name the file"),
+        ([ckpt, "--out", tmp_path / "m", "--format", "pt2"], 2, "name the pt2 file *.pt2"),
         ([ckpt, "--out", out, "--format", "tflite"], 2, "unknown export format 'tflite'"),
         ([ckpt, "--out", out, "--format", "pt2"], 2, "has the torchscript suffix .ts"),
         ([ckpt, "--out", out, "--steps", 0], 2, "solver.steps: must be a positive integer"),

@@ -330,7 +330,7 @@ def test_the_parameter_estimate_and_the_basis_size_hold_for_time_modes(overrides
 )
 def test_time_dependent_models_export_and_pass_the_parity_check(tmp_path, overrides, fmt):
     ckpt = make_checkpoint(tmp_path / "m.pt", arch="strang", **overrides)
-    out = tmp_path / "m.art"
+    out = tmp_path / ("m.ts" if fmt == "torchscript" else "m.pt2")
     result = CliRunner().invoke(
         app, ["export", str(ckpt), "--out", str(out), "--format", fmt, "--solver", "rk4", "--json"]
     )

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from odetx.artefacts.modelfile import identify, printable, require_checkpoint
 from odetx.data.base import DataInfo
 from odetx.errors import CheckpointError
 from odetx.io import atomic_write
@@ -40,8 +41,15 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
         raise CheckpointError(f"cannot write {path}: {reason}; {kept}") from None
 
 
-def resolve_checkpoint_path(path: str | Path, name: str = "best.pt") -> Path:
-    """Accept a checkpoint file or a run directory (then ``name`` inside it)."""
+def resolve_checkpoint_path(
+    path: str | Path, name: str = "best.pt", purpose: str | None = None
+) -> Path:
+    """Accept a checkpoint file or a run directory (then ``name`` inside it).
+
+    Raises:
+        CheckpointError: no such file, or a file of another kind (an export, say: the
+            message names it and ``purpose``, who needs a checkpoint).
+    """
     p = Path(path)
     if p.is_dir():
         p = p / name
@@ -49,13 +57,8 @@ def resolve_checkpoint_path(path: str | Path, name: str = "best.pt") -> Path:
             raise CheckpointError(f"no checkpoint at {p}; the run has {p.parent / 'last.pt'}")
     if not p.is_file():
         raise CheckpointError(f"no checkpoint at {p}")
+    require_checkpoint(identify(p), purpose)
     return p
-
-
-def _printable(text: str, limit: int = 100) -> str:
-    """``text`` as one short line of printable characters (it may come from corrupt bytes)."""
-    text = "".join(c if c.isprintable() else "?" for c in " ".join(text.split()))
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _refusal(p: Path, e: pickle.UnpicklingError) -> CheckpointError:
@@ -73,9 +76,9 @@ def _refusal(p: Path, e: pickle.UnpicklingError) -> CheckpointError:
         name = name.split(" was not", 1)[0]
         return CheckpointError(
             f"refused {p}: it holds objects other than tensors and plain data, and odetx "
-            f"loads checkpoints with weights_only=True only ({_printable(name)})"
+            f"loads checkpoints with weights_only=True only ({printable(name)})"
         )
-    reason = f" ({_printable(detail)})" if detail else ""
+    reason = f" ({printable(detail)})" if detail else ""
     return CheckpointError(f"cannot read {p}: the file is corrupt or truncated{reason}")
 
 
@@ -128,14 +131,14 @@ def check_structure(p: Path, ckpt: Any) -> dict[str, Any]:
     def wrong(field: str, expected: str, value: Any) -> CheckpointError:
         if isinstance(value, dict) and "mapping" in expected:
             key = next(k for k in value if not isinstance(k, str))
-            what = f"has the key {_printable(repr(key), 40)} ({_kind(key)})"
+            what = f"has the key {printable(repr(key), 40)} ({_kind(key)})"
             return CheckpointError(f"{p}: {field} {what}, expected str keys")
         return CheckpointError(f"{p}: {field} is {_kind(value)}, expected {expected}")
 
     version = ckpt["version"]
     if not _is_int(version) or version < 1:
         raise CheckpointError(
-            f"{p}: version is {_printable(repr(version), 40)}, expected an int >= 1"
+            f"{p}: version is {printable(repr(version), 40)}, expected an int >= 1"
         )
     if version > VERSION:
         raise CheckpointError(f"{p} was written by a newer odetx (format {version})")
@@ -163,7 +166,7 @@ def check_structure(p: Path, ckpt: Any) -> dict[str, Any]:
             raise wrong(part, "a mapping of parameter names to tensors", weights)
         for name, value in weights.items():
             if not isinstance(value, torch.Tensor):
-                raise wrong(f"{part}[{_printable(repr(name), 60)}]", "a tensor", value)
+                raise wrong(f"{part}[{printable(repr(name), 60)}]", "a tensor", value)
     for key, (expected, ok) in OPTIONAL.items():
         if key in ckpt and not ok(ckpt[key]):
             raise wrong(key, expected, ckpt[key])
@@ -175,24 +178,19 @@ def check_structure(p: Path, ckpt: Any) -> dict[str, Any]:
     return ckpt
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(
+    path: str | Path, map_location: str | torch.device = "cpu", purpose: str | None = None
+) -> dict[str, Any]:
     """Load and check an odetx checkpoint; refuse anything corrupt, untrusted or odd.
 
     Every failure is a :class:`CheckpointError` naming the file (and the field, for a
-    file that loads but holds the wrong structure).
+    file that loads but holds the wrong structure); a model file of another kind (an
+    export) is named as what it is, with ``purpose``, who needed a checkpoint.
     """
     p = Path(path)
     if not p.is_file():
         raise CheckpointError(f"no checkpoint at {p}")
-    try:
-        with p.open("rb") as f:
-            magic = f.read(4)
-    except OSError as e:
-        raise CheckpointError(f"cannot read {p} ({e.strerror or e})") from None
-    if magic != b"PK\x03\x04":  # torch.save writes a zip archive
-        raise CheckpointError(
-            f"cannot read {p}: the file is corrupt or truncated (not a torch archive)"
-        )
+    require_checkpoint(identify(p), purpose)
     try:
         with warnings.catch_warnings():
             # A damaged pickle header reads as an unusual protocol; the error below says more.

@@ -92,19 +92,31 @@ class ExportReport:
 
 
 def choose_format(name: str | None, out: Path | None) -> ExportFormat:
-    """``--format``, else the format ``--out``'s suffix names, else TorchScript."""
+    """``--format``, else the format ``--out``'s suffix names, else TorchScript.
+
+    ``--out`` must end in the format's suffix: a file's name should not claim another
+    kind than it holds (readers go by content, people by the name).
+    """
     try:
         fmt = format_for(name, out)
     except KeyError as e:
         raise ConfigError("--format", e.args[0]) from None
+    if out is None:
+        return fmt or FORMATS[DEFAULT_FORMAT]
+    suffixes = ", ".join(f"*{f.suffix} ({n})" for n, f in FORMATS.items())
     if fmt is None:
-        return FORMATS[DEFAULT_FORMAT]
+        raise ConfigError("--out", f"{out.name} names no export format; name the file {suffixes}")
     implied = format_for(None, out)
     if implied is not None and implied.name != fmt.name:
         raise ConfigError(
             "--out",
             f"{out.name} has the {implied.name} suffix {implied.suffix} but --format is "
             f"{fmt.name}; name the file *{fmt.suffix} or drop --format",
+        )
+    if out.suffix != fmt.suffix:
+        raise ConfigError(
+            "--out",
+            f"{out.name} does not end in {fmt.suffix}; name the {fmt.name} file *{fmt.suffix}",
         )
     return fmt
 

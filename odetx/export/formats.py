@@ -10,9 +10,7 @@ baked solver, the data shapes and the signature), as an extra file of the archiv
 
 from __future__ import annotations
 
-import contextlib
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -20,19 +18,8 @@ from typing import IO, Any
 import torch
 from torch import nn
 
+from odetx.artefacts.modelfile import METADATA, quiet_torchscript, read_export
 from odetx.registry import Registry
-
-METADATA = "odetx.json"
-
-
-@contextlib.contextmanager
-def quiet_torchscript() -> Iterator[None]:
-    """Silence PyTorch's "torch.jit.* is deprecated" FutureWarnings; the CLI says it once."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message=r".*torch\.jit.*deprecated", category=FutureWarning
-        )
-        yield
 
 
 @dataclass(frozen=True)
@@ -45,7 +32,8 @@ class ExportFormat:
         title: what the artefact is, for people.
         build: ``(model, example_inputs, dynamic_shapes) -> artefact``.
         save: ``(artefact, file, metadata_json)``; writes the artefact to an open file.
-        load: ``path -> callable module``, with plain torch only.
+        load: ``path -> callable module``, with plain torch only (every format reads back
+            through :func:`load_artefact`).
         load_hint: the load line shown to users; ``{path}`` is filled in.
         steps: how the solver's step count lives in the artefact.
         note: one line shown after exporting, if any.
@@ -77,11 +65,6 @@ def _save_script(artefact: Any, f: IO[bytes], metadata: str) -> None:
         torch.jit.save(artefact, f, _extra_files={METADATA: metadata})
 
 
-def _load_script(path: Path) -> nn.Module:
-    with quiet_torchscript():
-        return torch.jit.load(str(path), map_location="cpu")
-
-
 def _export(model: nn.Module, example: tuple, dynamic: tuple) -> Any:
     return torch.export.export(model, example, dynamic_shapes=dynamic)
 
@@ -90,10 +73,9 @@ def _save_exported(artefact: Any, f: IO[bytes], metadata: str) -> None:
     torch.export.save(artefact, f, extra_files={METADATA: metadata})
 
 
-def _load_exported(path: Path) -> nn.Module:
-    # An open file, because torch.export.load warns about paths not ending in .pt2.
-    with path.open("rb") as f:
-        return torch.export.load(f).module()
+def load_artefact(path: Path) -> nn.Module:
+    """The artefact at ``path``, read as ``odetx predict`` reads it (by its content)."""
+    return read_export(path).module
 
 
 FORMATS: Registry[ExportFormat] = Registry("export format")
@@ -105,7 +87,7 @@ FORMATS.register(
         "TorchScript",
         _script,
         _save_script,
-        _load_script,
+        load_artefact,
         'm = torch.jit.load("{path}")',
         "runtime: for b in m.stack.blocks.children(): b.steps = 8",
         "PyTorch deprecates TorchScript (its FutureWarnings are silenced here; torch.jit.load "
@@ -120,7 +102,7 @@ FORMATS.register(
         "torch.export ExportedProgram",
         _export,
         _save_exported,
-        _load_exported,
+        load_artefact,
         'm = torch.export.load("{path}").module()',
         "unrolled into the graph; export again with --steps to change it",
     ),

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import IO, Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from odetx.errors import ConfigError
-from odetx.export.formats import FORMATS, METADATA, ExportFormat
+from odetx.export.formats import FORMATS, METADATA, ExportFormat, load_artefact
 
 OPSET = 18
 # onnxruntime fuses and reorders float32 kernels, so it cannot match eager to the bit.
@@ -108,25 +108,6 @@ def _save(artefact: Any, f: IO[bytes], metadata: str) -> None:
     f.write(artefact.SerializeToString())
 
 
-class OnnxModule(nn.Module):
-    """An onnxruntime session called like the eager model: tensors in, a tensor out."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__()
-        import onnxruntime
-
-        options = onnxruntime.SessionOptions()
-        options.log_severity_level = 3  # errors only: ort warns about unused initialisers
-        self.session = onnxruntime.InferenceSession(
-            str(path), options, providers=["CPUExecutionProvider"]
-        )
-        self.names = [i.name for i in self.session.get_inputs()]
-
-    def forward(self, *inputs: Tensor) -> Tensor:
-        feed = {n: x.detach().cpu().numpy() for n, x in zip(self.names, inputs, strict=True)}
-        return torch.from_numpy(self.session.run(None, feed)[0])
-
-
 def read_metadata(path: Path) -> str:
     """The ``odetx.json`` an ONNX artefact carries ("" if none)."""
     import onnx
@@ -143,7 +124,7 @@ FORMATS.register(
         "ONNX graph",
         _build,
         _save,
-        OnnxModule,
+        load_artefact,
         'm = onnxruntime.InferenceSession("{path}")',
         "unrolled into the graph; export again with --steps to change it",
         tolerance=TOLERANCE,

@@ -35,8 +35,8 @@ class RunPlan:
 
 def prepare_resume(resume: str | Path, overrides: dict[str, Any]) -> RunPlan:
     """The plan for ``--resume`` (a run directory or a checkpoint) with ``overrides``."""
-    path = resolve_checkpoint_path(resume, "last.pt")
-    ckpt = load_checkpoint(path)
+    path = resolve_checkpoint_path(resume, "last.pt", "--resume")
+    ckpt = load_checkpoint(path, purpose="--resume")
     saved = flatten(ckpt["config"])
     for key, value in overrides.items():
         # Appending --resume to the original command repeats its flags: equal values pass.
@@ -91,5 +91,5 @@ def prepare_run(
         return prepare_resume(resume, overrides)
     cfg = build_config(file, overrides)
     if cfg.train.init_from is not None:  # before any work: the file is read when training starts
-        resolve_checkpoint_path(cfg.train.init_from, "best.pt")
+        resolve_checkpoint_path(cfg.train.init_from, "best.pt", "--init-from")
     return RunPlan(cfg, Path(cfg.train.out) if cfg.train.out else default_run_dir(cfg))

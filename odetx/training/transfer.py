@@ -159,8 +159,8 @@ def init_from(model: nn.Module, source: str | Path, config: ModelConfig | None =
         ConfigError: a weight the mapping cannot place (one line naming it and why).
         CheckpointError: ``source`` is missing, corrupt or untrusted.
     """
-    path = resolve_checkpoint_path(source, "best.pt")
-    ckpt = load_checkpoint(path)
+    path = resolve_checkpoint_path(source, "best.pt", "--init-from")
+    ckpt = load_checkpoint(path, purpose="--init-from")
     state = ckpt.get("model_ema", ckpt["model"])
     try:
         plan = map_weights(state, model.state_dict())
