@@ -41,7 +41,17 @@ class ModelConfig:
     pool: str = "cls"  # "cls" token or "mean" over tokens
     shared_norm: bool = False
     fused: bool = False  # A + M with fused projections (needs shared_norm, no dropout)
-    qkv_bias: bool = True
+    qkv_bias: bool | None = None  # biases of the Q, K, V projection (None: the preset's)
+    bias: bool | None = None  # biases of attention's output projection and the MLP's linears
+    norm: str | None = None  # every norm of the field and the final one: layernorm or rmsnorm
+    norm_eps: float | None = None  # None: the norm's own (1e-5 LayerNorm, 1e-6 RMSNorm)
+    mlp: str | None = None  # gelu, gelu_tanh or swiglu
+    mlp_hidden: int | None = None  # the MLP's hidden units; None: dim * mlp_ratio
+    pos: str | None = None  # positions: learned (a table), rope (rotary) or none
+    rope_theta: float | None = None  # pos rope: base of the rotation frequencies (10000)
+    rope_fraction: float | None = None  # pos rope: share of each head's dims that rotate (1)
+    kv_heads: int | None = None  # key/value heads (grouped-query attention); None: heads
+    tie_head: bool | None = None  # gpt: the head is the token embedding (None: the preset's)
     dropout: float | None = None
     drop_path: float = 0.0  # stochastic depth: chance a step's sub-field increment is dropped
     time: str = "none"  # how the field depends on depth time t: none, film, basis
@@ -78,7 +88,8 @@ class DataConfig:
     max_len: int = 0  # padded length of token datasets; 0 means seq_len_max
     context: int = 0  # text: tokens per window; 0 takes model.context
     vocab: str = "byte"  # text: "byte" (256 ids, any file), "char" or "bpe" (fitted to train text)
-    vocab_size: int = 4096  # text with vocab "bpe": ids of the byte-level BPE learned
+    # vocab "bpe": ids to learn (0: 4096); tokens: the model's ids, at least the tokenizer's
+    vocab_size: int = 0
     train_windows: int = 2000  # text: random windows drawn per training epoch
     eval_windows: int = 0  # text: val/test windows scored, evenly spaced; 0 scores every token
     max_depth: int = 4  # listops: deepest operator nesting (LRA: 10)

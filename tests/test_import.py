@@ -252,3 +252,41 @@ def test_import_refuses_to_overwrite_a_run(tmp_path, trained_run):
     result = run_import(src, tmp_path / "run")
     assert result.exit_code == 2 and "--force" in result.output
     assert run_import(src, tmp_path / "run", "--force").exit_code == 0
+
+
+def test_everything_works_on_an_imported_model(tmp_path):
+    """eval with another arch and solver, compare, export and fine-tuning, on text
+    prepared with the imported run's own tokenizer."""
+    from odetx.data.prepare import prepare_text
+
+    src = hf_neox(tmp_path)
+    assert run_import(src, tmp_path / "run").exit_code == 0
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "input.txt").write_text(PROSE * 4)
+    tokens = prepare_text(corpus, tmp_path / "tok", str(tmp_path / "run/tokenizer.json")).folder
+    invoke = CliRunner().invoke
+    result = invoke(app, ["eval", str(tmp_path / "run"), "--data-dir", str(tokens), "--json",
+                          "--arch", "sequential", "--solver", "rk4"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.output.strip().splitlines()[-1])
+    assert (row["arch"], row["trained_arch"], row["solver"]["method"]) == (
+        "sequential",
+        "parallel",
+        "rk4",
+    )
+    assert row["nfe"] == 3 * 4  # rk4: four evaluations a layer
+    result = invoke(app, ["compare", str(tmp_path / "run"), "--data-dir", str(tokens),
+                          "--solver", "euler", "--solver", "midpoint",
+                          "--steps", "1,2"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    result = invoke(app, ["export", str(tmp_path / "run"), "--out", str(tmp_path / "m.ts")])
+    assert result.exit_code == 0, result.output
+    result = invoke(
+        app,
+        ["train", "--init-from", str(tmp_path / "run"), "--dataset", "tokens", "--data-dir",
+         str(tokens), "--epochs", "1", "--set", "data.train_windows=8", "--set",
+         "data.context=16", "--threads", "1", "--out", str(tmp_path / "tuned"),
+         "-c", str(tmp_path / "run/config.yaml")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output

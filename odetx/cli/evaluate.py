@@ -24,6 +24,14 @@ def eval_cmd(
     device: o.DeviceOpt = "cpu",
     as_json: o.JsonOpt = False,
     no_ema: o.NoEmaOpt = False,
+    arch: Annotated[
+        o.Arch | None,
+        typer.Option(
+            "--arch",
+            help="Integrate the same weights with this arch (default: the trained one).",
+            rich_help_panel=o.MODEL,
+        ),
+    ] = None,
 ) -> None:
     """Evaluate a trained model: loss, accuracy, NFE and samples/s."""
     run = evaluate_checkpoint(
@@ -34,12 +42,18 @@ def eval_cmd(
         batch_size,
         device or "cpu",
         ema=not no_ema,
+        arch=arch.value if arch else None,
     )
     if as_json:
         print(json.dumps(run.to_dict()))
         return
     loaded, result = run.loaded, run.result
     print_solver_override(loaded.solver, loaded.trained_solver)
+    if loaded.config.model.arch != loaded.trained_arch:
+        console.print(
+            f"integrating with arch [bold]{loaded.config.model.arch}[/]; "
+            f"the model was trained with {loaded.trained_arch}"
+        )
     if result.lm:
         unit = loaded.info.unit or "token"
         scores = {

@@ -20,6 +20,7 @@ as :mod:`odetx.data.windows` says.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from collections.abc import Callable
@@ -36,13 +37,15 @@ from odetx.errors import ConfigError, DataError
 from odetx.registry import Registry
 
 SPLIT_FRACTIONS = (0.9, 0.05)  # train, val; test takes the rest
+BPE_SIZE = 4096  # data.vocab bpe: ids learned unless data.vocab_size says
 
 # ``data.vocab`` -> the tokenizer it fits to the training text, given the data config.
 VOCABS: Registry[Callable[[str, Any], Tokenizer]] = Registry("vocabulary")
 VOCABS.register("byte", lambda train_text, cfg: ByteTokenizer())
 VOCABS.register("char", lambda train_text, cfg: CharTokenizer.fit(iter([train_text])))
 VOCABS.register(
-    "bpe", lambda train_text, cfg: train_bpe(Fit(lambda: iter([train_text]), cfg.vocab_size))
+    "bpe",
+    lambda train_text, cfg: train_bpe(Fit(lambda: iter([train_text]), cfg.vocab_size or BPE_SIZE)),
 )
 
 
@@ -55,7 +58,7 @@ def check_options(cfg) -> None:
         raise ConfigError("data.train_windows", f"must be positive, got {cfg.train_windows}")
     if cfg.eval_windows < 0:
         raise ConfigError("data.eval_windows", f"must be >= 0 (0: all), got {cfg.eval_windows}")
-    if cfg.vocab == "bpe":
+    if cfg.vocab == "bpe" and cfg.vocab_size:
         check_vocab_size(cfg.vocab_size, "data.vocab_size")
 
 
@@ -117,6 +120,13 @@ def build(
     for split in SPLITS:
         check_length(files[split], cfg.context, f"{source} {split}")
     info = DataInfo(kind="text", max_len=cfg.context, **tokenizer.info_fields())
+    if cfg.vocab_size and cfg.vocab != "bpe":  # a model with more ids than its tokenizer
+        if cfg.vocab_size < tokenizer.size:
+            raise ConfigError(
+                "data.vocab_size",
+                f"{cfg.vocab_size} is fewer than the tokenizer's {tokenizer.size} ids",
+            )
+        info = dataclasses.replace(info, vocab_size=cfg.vocab_size, num_classes=cfg.vocab_size)
     splits = Splits(
         RandomWindows(files["train"], cfg.context, cfg.train_windows, cfg.seed),
         ContiguousWindows(files["val"], cfg.context, cfg.eval_windows),

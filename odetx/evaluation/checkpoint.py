@@ -69,6 +69,7 @@ class CheckpointEval:
             "dataset": cfg.data.name,
             "split": self.split,
             "arch": cfg.model.arch,
+            "trained_arch": self.loaded.trained_arch,
             "solver": dataclasses.asdict(self.loaded.solver),
             "trained_solver": dataclasses.asdict(self.loaded.trained_solver),
             "solver_overridden": self.loaded.overridden,
@@ -87,6 +88,7 @@ def evaluate_checkpoint(
     batch_size: int | None = None,
     device: str = "cpu",
     ema: bool = True,
+    arch: str | None = None,
 ) -> CheckpointEval:
     """Loss, accuracy, NFE and throughput of ``checkpoint`` (a file or a run directory,
     then its ``best.pt``) on ``split``, integrated by its solver or ``solver_overrides``;
@@ -98,6 +100,6 @@ def evaluate_checkpoint(
         DataError: the dataset's files are missing.
     """
     check_split(split)
-    loaded = load_model(checkpoint, solver_overrides, device, ema)
+    loaded = load_model(checkpoint, solver_overrides, device, ema, arch)
     loader = eval_loader(loaded, load_split(loaded, split, data_root), batch_size)
     return CheckpointEval(loaded, split, evaluate(loaded.model, loader, loaded.device))

@@ -15,6 +15,8 @@ from odetx.config import Config, SolverConfig, from_dict
 from odetx.data.base import DataInfo
 from odetx.errors import CheckpointError, ConfigError
 from odetx.models import build_model
+from odetx.models.archs import ARCHS
+from odetx.models.factory import resolve_model
 from odetx.resolve import resolve
 from odetx.runtime.device import resolve_device
 from odetx.solvers import fit_coefficients, resolve_solver, validate_solver
@@ -30,6 +32,7 @@ class LoadedModel:
     path: Path
     state: dict = dataclasses.field(repr=False, default_factory=dict)
     weights: str = "raw"  # "ema": the checkpoint's weight average; "raw": the trained weights
+    trained_arch: str = ""  # the arch it was trained (or imported) with
 
     @property
     def overridden(self) -> bool:
@@ -79,11 +82,14 @@ def load_model(
     solver_overrides: dict[str, Any] | None = None,
     device: str = "cpu",
     ema: bool = True,
+    arch: str | None = None,
 ) -> LoadedModel:
     """Load ``checkpoint`` (a file or a run directory, then its ``best.pt``).
 
     A checkpoint of a run with ``train.ema`` carries the weight average beside the raw
-    weights; it is the model loaded unless ``ema`` is False (``--no-ema``).
+    weights; it is the model loaded unless ``ema`` is False (``--no-ema``). ``arch``
+    integrates the same weights with another arch (its config then says so; the
+    trained one stays in ``trained_arch``).
     """
     path = resolve_checkpoint_path(checkpoint, "best.pt")
     ckpt = load_checkpoint(path)
@@ -93,8 +99,14 @@ def load_model(
     except ConfigError as e:
         raise CheckpointError(f"{path} carries an invalid config ({e})") from None
     solver = override_solver(config.solver, solver_overrides or {})
+    trained_arch = config.model.arch
+    if arch is not None and arch != trained_arch:
+        ARCHS.lookup(arch, "--arch")
+        model_cfg = dataclasses.replace(config.model, arch=arch)
+        config = dataclasses.replace(config, model=resolve_model(model_cfg))
     weights = "ema" if ema and "model_ema" in ckpt else "raw"
     state = ckpt["model_ema"] if weights == "ema" else ckpt["model"]
     loaded = LoadedModel(None, config, info, config.solver, solver, path, state, weights)
+    loaded.trained_arch = trained_arch
     loaded.model = loaded.rebuild(solver).to(resolve_device(device, "--device"))
     return loaded

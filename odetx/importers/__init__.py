@@ -53,7 +53,9 @@ def find_family(src: Source) -> Family:
 
 
 def _config(imported: Imported) -> Config:
-    data = {"name": "tokens", **imported.data} if imported.info.kind == "text" else imported.data
+    data = imported.data
+    if imported.info.kind == "text":  # its text: a corpus prepared with its tokenizer
+        data = {"name": "tokens", "vocab_size": imported.info.vocab_size, **data}
     tree = {
         "model": imported.model,
         "solver": {"method": "euler", "steps": 1},
