@@ -21,15 +21,14 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from odetx.artefacts.modelfile import EXPORTS, identify, read_export
 from odetx.data import digits, listops, parity
 from odetx.data.base import DataInfo
 from odetx.data.decode import read_image as read_pixels
 from odetx.data.images import IMAGE_DATASETS
-from odetx.errors import CheckpointError, ConfigError, DataError
+from odetx.errors import ConfigError, DataError, ModelFileError
 from odetx.evaluation.load import load_model
 from odetx.registry import Registry
-
-METADATA = "odetx.json"
 
 
 @dataclass(frozen=True)
@@ -68,58 +67,27 @@ def _metadata_predictor(model: Callable[..., Tensor], meta: str, path: Path) -> 
         data = record["config"]["data"]
         name = data["name"]
     except (ValueError, KeyError, TypeError):
-        raise CheckpointError(f"{path} carries no odetx.json metadata") from None
+        raise ModelFileError(f"{path} carries no odetx.json metadata") from None
     return Predictor(model, info, name, path, data)
-
-
-def _from_torchscript(path: Path, ema: bool) -> Predictor:
-    extra = {METADATA: ""}
-    model = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
-    return _metadata_predictor(model, extra[METADATA], path)
-
-
-def _from_pt2(path: Path, ema: bool) -> Predictor:
-    extra = {METADATA: ""}
-    with path.open("rb") as f:
-        model = torch.export.load(f, extra_files=extra).module()
-    return _metadata_predictor(model, extra[METADATA], path)
-
-
-def _from_onnx(path: Path, ema: bool) -> Predictor:
-    try:
-        import onnx
-        import onnxruntime
-    except ImportError:
-        raise ConfigError("MODEL", "an .onnx model needs pip install 'odetx[onnx]'") from None
-    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}.get(METADATA, "")
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    names = [i.name for i in session.get_inputs()]
-
-    def run(*inputs: Tensor) -> Tensor:
-        feed = {n: x.numpy() for n, x in zip(names, inputs, strict=True)}
-        return torch.from_numpy(session.run(None, feed)[0])
-
-    return _metadata_predictor(run, meta, path)
-
-
-def _from_checkpoint(path: Path, ema: bool) -> Predictor:
-    loaded = load_model(path, device="cpu", ema=ema)
-    data = asdict(loaded.config.data)
-    return Predictor(loaded.model.eval(), loaded.info, loaded.config.data.name, loaded.path, data)
-
-
-LOADERS: Registry[Callable[[Path, bool], Predictor]] = Registry("model file suffix")
-LOADERS.register(".ts", _from_torchscript)
-LOADERS.register(".pt2", _from_pt2)
-LOADERS.register(".onnx", _from_onnx)
 
 
 def load_predictor(source: str | Path, ema: bool = True) -> Predictor:
     """A checkpoint or run directory (``ema`` picks a ``train.ema`` run's average), or an
-    exported ``.ts``/``.pt2``/``.onnx`` file described by its ``odetx.json``."""
-    path = Path(source)
-    loader = LOADERS[path.suffix] if path.is_file() and path.suffix in LOADERS else None
-    predictor = (loader or _from_checkpoint)(path, ema)
+    exported TorchScript/``.pt2``/ONNX file described by its ``odetx.json``; told apart
+    by content (:func:`~odetx.artefacts.modelfile.identify`), never by suffix."""
+    found = identify(source)
+    if found.kind in EXPORTS:
+        export = read_export(found)
+        predictor = _metadata_predictor(export.module, export.metadata, found.path)
+    else:  # a run directory or a checkpoint; anything else is refused there, by what it is
+        loaded = load_model(found.path, device="cpu", ema=ema)
+        predictor = Predictor(
+            loaded.model.eval(),
+            loaded.info,
+            loaded.config.data.name,
+            loaded.path,
+            asdict(loaded.config.data),
+        )
     if predictor.info.kind == "text":
         raise ConfigError(
             "MODEL", "a language model predicts text, not classes; use odetx generate"
