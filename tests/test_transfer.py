@@ -1,6 +1,7 @@
 """``--init-from`` uses every weight of the checkpoint or refuses: a model with no place for
-some (another depth, fewer groups, no Q/K/V bias) is one line naming them and why, exit 2,
-before any file is written; the head and learned solver coefficients follow their rules."""
+some (another depth, no Q/K/V bias) is one line naming them and why, exit 2, before any
+file is written; the head, learned solver coefficients and fewer groups over the same
+depth (their mean) follow their rules."""
 
 from __future__ import annotations
 
@@ -26,7 +27,11 @@ def tiny_model(**overrides):
     ("flags", "unused", "why"),
     [
         (["--depth", "1"], "stack.blocks.1.field.norm_a.weight", "model.depth 2 -> 1"),
-        (["--groups", "1"], "stack.blocks.1.field.norm_a.weight", "model.groups 2 -> 1"),
+        (
+            ["--depth", "1", "--groups", "1"],
+            "stack.blocks.1.field.norm_a.weight",
+            "model.depth 2 -> 1",
+        ),
         (
             ["--set", "model.qkv_bias=false"],
             "stack.blocks.0.field.attn.qkv.bias",
@@ -68,3 +73,30 @@ def test_the_mapping_is_one_function_with_named_rules():
     with pytest.raises(Refusal) as e:
         map_weights({**source, "extra.weight": torch.zeros(1)}, tiny_model().state_dict())
     assert "(extra.weight)" in e.value.what
+
+
+def test_fewer_groups_over_the_same_depth_start_from_the_mean_of_their_layers(
+    trained_run, tmp_path
+):
+    """From a run of two groups (G = D = 2), one shared group: each of its weights is the
+    mean of the two layers' (computed here from the checkpoint, weight by weight)."""
+    from odetx.artefacts import load_checkpoint
+    from odetx.training.transfer import init_from
+
+    shared = tiny_model(**{"model.groups": 1})
+    cfg = build_config(overrides={"model.dim": 16, "model.depth": 2, "model.heads": 2,
+                                  "model.groups": 1})  # fmt: skip
+    assert init_from(shared, trained_run, cfg.model) == []
+    saved = load_checkpoint(trained_run / "best.pt")
+    state = saved.get("model_ema", saved["model"])
+    mine = shared.state_dict()
+    for name, value in mine.items():
+        if name.startswith("stack.blocks.0."):
+            rest = name[len("stack.blocks.0.") :]
+            a, b = state[f"stack.blocks.0.{rest}"], state[f"stack.blocks.1.{rest}"]
+            assert torch.allclose(value, (a + b) / 2), name
+        else:
+            assert torch.equal(value, state[name]), name
+    # Groups that do not divide the checkpoint's, or another depth, are still refused.
+    with pytest.raises(Refusal):
+        map_weights(state, tiny_model(**{"model.depth": 3, "model.groups": 1}).state_dict())

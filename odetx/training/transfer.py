@@ -7,23 +7,30 @@ checkpoint goes somewhere, with the same name and shape, except where a rule of
 - the classification head starts afresh when the class count differs (the old head
   is then left out);
 - learned solver coefficients follow the new solver: dropped when it has none, at
-  their initial values when the checkpoint has none.
+  their initial values when the checkpoint has none;
+- fewer weight groups over the same depth (``--set model.groups=G`` from a run of
+  G' groups, G dividing G'): each new group's weights are the mean of the G'/G
+  consecutive groups whose span it covers (every weight of a group: field, time
+  dependence, learned coefficients), the natural start for a shared block that
+  must do what those layers did.
 
 Anything else is refused in one line: a weight the model needs that the checkpoint
 lacks or holds in another shape, and a checkpoint weight the model has no place for
 (another depth, fewer groups, no Q/K/V bias …), which loading non-strictly would
 silently discard. :func:`map_weights` alone decides the mapping; a new deliberate
-change (say, averaging groups into fewer) is one more rule there.
+change is one more rule there.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from odetx.artefacts import load_checkpoint, resolve_checkpoint_path
@@ -108,17 +115,54 @@ def coefficients(name: str, own: Tensor, state: dict[str, Tensor], plan: WeightM
 
 
 RULES: tuple[Rule, ...] = (same_name_and_shape, new_head, coefficients)
+GROUP = re.compile(r"^stack\.blocks\.(\d+)\.(.+)$")
 
 
-def map_weights(state: dict[str, Tensor], target: dict[str, Tensor]) -> WeightMap:
-    """Decide where each weight of ``target`` (a model's state dict) comes from in ``state``.
+def _mean(tensors: list[Tensor]) -> Tensor:
+    return torch.stack(tensors).mean(0)
+
+
+def merged_groups(factor: int) -> Rule:
+    """Group g of the model: the mean of groups g·factor … g·factor + factor − 1."""
+
+    def rule(name: str, own: Tensor, state: dict[str, Tensor], plan: WeightMap) -> bool:
+        m = GROUP.match(name)
+        if m is None:
+            return False
+        first, rest = int(m[1]) * factor, m[2]
+        names = tuple(f"stack.blocks.{first + j}.{rest}" for j in range(factor))
+        if not all(n in state and state[n].shape == own.shape for n in names):
+            return False
+        plan.sources[name] = Source(names, _mean)
+        return True
+
+    return rule
+
+
+def group_factor(saved: dict[str, Any], config: ModelConfig | None) -> int:
+    """How many of the checkpoint's groups each group of ``config`` averages (1: none):
+    the same depth, fewer groups dividing the checkpoint's."""
+    model = saved.get("model", {}) if isinstance(saved, dict) else {}
+    depth, groups = model.get("depth"), model.get("groups")
+    if config is None or not isinstance(depth, int) or not isinstance(groups, int):
+        return 1
+    if depth != config.depth or groups <= config.groups or groups % config.groups:
+        return 1
+    return groups // config.groups
+
+
+def map_weights(state: dict[str, Tensor], target: dict[str, Tensor], factor: int = 1) -> WeightMap:
+    """Decide where each weight of ``target`` (a model's state dict) comes from in ``state``;
+    ``factor`` > 1 averages that many consecutive checkpoint groups into each of the
+    model's.
 
     Raises:
         Refusal: a model weight no rule places, or a checkpoint weight left unused.
     """
     plan = WeightMap()
+    rules = (merged_groups(factor), *RULES) if factor > 1 else RULES
     for name, own in target.items():
-        if any(rule(name, own, state, plan) for rule in RULES):
+        if any(rule(name, own, state, plan) for rule in rules):
             continue
         if name not in state:
             raise Refusal(f"has no weight {name!r}", "it holds another kind of model")
@@ -163,7 +207,7 @@ def init_from(model: nn.Module, source: str | Path, config: ModelConfig | None =
     ckpt = load_checkpoint(path, purpose="--init-from")
     state = ckpt.get("model_ema", ckpt["model"])
     try:
-        plan = map_weights(state, model.state_dict())
+        plan = map_weights(state, model.state_dict(), group_factor(ckpt["config"], config))
     except Refusal as e:
         why = _differences(ckpt["config"], config)
         raise ConfigError(KEY, f"{path} {e.what}{why}; {e.rule}") from None
