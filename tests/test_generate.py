@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 from odetx.cli.app import app
 from odetx.config import ModelConfig, SolverConfig
 from odetx.data.base import DataInfo
+from odetx.errors import SolverError
 from odetx.evaluation.generate import Generation, Sampling, next_token
 from odetx.models import ARCHS
 from odetx.models.kvcache import KVCache
@@ -88,6 +89,17 @@ def test_greedy_and_top_k_sampling():
     assert abs(counts / 4000 - p3) < 4 * math.sqrt(p3 * (1 - p3) / 4000) + 1e-3
 
 
+def test_a_temperature_too_small_to_divide_by_takes_the_most_likely_token():
+    logits = torch.tensor([0.1, 3.0, 2.9, -1.0])
+    gen = torch.Generator().manual_seed(0)
+    for t in (1e-320, 5e-324, 1e-308):  # logits / t overflows float64: softmax would be nan
+        for k in (0, 2):
+            assert next_token(logits, Sampling(temperature=t, top_k=k), gen) == 1
+    assert next_token(logits, Sampling(temperature=1e-300), gen) == 1  # finite, and one-hot
+    with pytest.raises(SolverError, match="logits are not finite"):
+        next_token(torch.tensor([0.0, float("nan")]), Sampling(), gen)
+
+
 @pytest.fixture(scope="module")
 def lm_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("lm")
@@ -132,6 +144,14 @@ def test_an_adaptive_solver_recomputes(lm_run):
     loaded = load_model(lm_run, {"method": "dopri5"})
     run = Generation(loaded, "the ", Sampling(max_new_tokens=3), cache=True)
     assert not run.cached and len("".join(run.stream())) == 3
+
+
+def test_a_tiny_temperature_generates_greedily(lm_run):
+    args = ["generate", str(lm_run), "--prompt", "the ", "--max-new-tokens", "8"]
+    tiny = CliRunner().invoke(app, [*args, "--temperature", "1e-320"])
+    greedy = CliRunner().invoke(app, [*args, "--temperature", "0"])
+    assert tiny.exit_code == 0 and "Traceback" not in tiny.output, tiny.output
+    assert tiny.stdout.splitlines()[0] == greedy.stdout.splitlines()[0]
 
 
 @pytest.mark.parametrize(

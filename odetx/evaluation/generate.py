@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from odetx.data.tokenizer import from_info
-from odetx.errors import CheckpointError, ConfigError, DataError
+from odetx.errors import CheckpointError, ConfigError, DataError, SolverError
 from odetx.evaluation.load import LoadedModel, load_model
 from odetx.models.kvcache import KVCache
 from odetx.solvers import SOLVERS
@@ -44,10 +44,27 @@ class Sampling:
 
 
 def next_token(logits: Tensor, sampling: Sampling, gen: torch.Generator) -> int:
-    """One id from the last position's ``logits`` (vocab,)."""
+    """One id from the last position's ``logits`` (vocab,).
+
+    Temperature 0 takes the most likely token, and so does a temperature so small that
+    ``logits / temperature`` overflows float64 (1e-320, say: softmax would read
+    inf - inf): the most likely token is what sampling tends to as the temperature
+    goes to 0.
+
+    Raises:
+        SolverError: the model's logits are not finite (nothing sound can be drawn).
+    """
+    if not bool(torch.isfinite(logits).all()):
+        raise SolverError(
+            "the model's next-token logits are not finite; the solve may have blown up "
+            "(try more --steps or another --solver)"
+        )
     if sampling.temperature == 0:
         return int(logits.argmax())
-    logits = logits.double() / sampling.temperature
+    scaled = logits.double() / sampling.temperature
+    if not bool(torch.isfinite(scaled).all()):  # the limit as the temperature goes to 0
+        return int(logits.argmax())
+    logits = scaled
     if sampling.top_k:
         kth = torch.topk(logits, sampling.top_k).values[-1]
         logits = logits.masked_fill(logits < kth, float("-inf"))
