@@ -280,8 +280,12 @@ def test_everything_works_on_an_imported_model(tmp_path):
                           "--solver", "euler", "--solver", "midpoint",
                           "--steps", "1,2"])  # fmt: skip
     assert result.exit_code == 0, result.output
-    result = invoke(app, ["export", str(tmp_path / "run"), "--out", str(tmp_path / "m.ts")])
+    result = invoke(app, ["inspect", str(tmp_path / "run"), "--data-dir", str(tokens),
+                          "--n", "2", "--json"])  # fmt: skip
     assert result.exit_code == 0, result.output
+    for fmt in ("m.ts", "m.pt2", "m.onnx"):
+        result = invoke(app, ["export", str(tmp_path / "run"), "--out", str(tmp_path / fmt)])
+        assert result.exit_code == 0, (fmt, result.output)
     result = invoke(
         app,
         ["train", "--init-from", str(tmp_path / "run"), "--dataset", "tokens", "--data-dir",
@@ -289,4 +293,26 @@ def test_everything_works_on_an_imported_model(tmp_path):
          "data.context=16", "--threads", "1", "--out", str(tmp_path / "tuned"),
          "-c", str(tmp_path / "run/config.yaml")],
     )  # fmt: skip
+    assert result.exit_code == 0, result.output
+
+
+def test_an_imported_vit_predicts_and_exports(tmp_path):
+    from torchvision.io import write_png
+
+    model, folder = timm_vit(tmp_path)
+    assert run_import(folder, tmp_path / "run").exit_code == 0
+    image = torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8)
+    write_png(image, str(tmp_path / "x.png"))
+    result = CliRunner().invoke(app, ["predict", str(tmp_path / "run"), str(tmp_path / "x.png"),
+                                      "--json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    # The source's own preprocessing (timm's mean and std 0.5) gives the same class.
+    x = (image.float() / 255 - 0.5) / 0.5
+    with torch.no_grad():
+        expected = int(model(x[None]).argmax())
+    out = json.loads(result.output.strip().splitlines()[-1])
+    rows = out if isinstance(out, list) else out.get("predictions", [out])
+    assert rows[0]["top"][0]["class"] in (expected, str(expected)), rows
+    result = CliRunner().invoke(app, ["export", str(tmp_path / "run"), "--out",
+                                      str(tmp_path / "vit.onnx")])  # fmt: skip
     assert result.exit_code == 0, result.output
