@@ -3,7 +3,7 @@
 A randomly initialised model of Pythia-410M's shape (24 layers × 1024, 16 heads,
 MLP 4096, vocabulary 50,304, partial rotary 0.25, parallel residual) is saved with
 ``transformers`` (safetensors, float32), then imported in a fresh process whose peak
-RSS (``ru_maxrss``) is compared with the weights' bytes and with the RSS of the same
+RSS (``VmHWM``) is compared with the weights' bytes and with the peak RSS of the same
 process after importing torch and odetx alone. Then the imported run's logits are
 compared with the source's on one batch (max relative difference).
 
@@ -20,14 +20,21 @@ import sys
 from pathlib import Path
 
 CHILD = """
-import resource, sys, time, json
+import json, sys, time
+
+
+def hwm_mb():  # VmHWM: this process's peak RSS (unlike ru_maxrss, not inherited over exec)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+
+
 import torch
 import odetx.importers as imp
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+base = hwm_mb()
 t = time.perf_counter()
 imp.import_model(sys.argv[1], sys.argv[2], force=True)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"base_mb": base, "peak_mb": peak, "seconds": time.perf_counter() - t}))
+print(json.dumps({"base_mb": base, "peak_mb": hwm_mb(), "seconds": time.perf_counter() - t}))
 """
 
 
