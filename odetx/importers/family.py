@@ -53,3 +53,22 @@ def layer_prefix(source: Source, candidates: tuple[str, ...], probe: str) -> str
 def block(i: int) -> str:
     """odetx's name of layer ``i``'s field (G = D: one group per layer)."""
     return f"stack.blocks.{i}.field."
+
+
+def layers(preset: str, arch: str, depth: int, dim: int, heads: int, hidden: int) -> dict:
+    """The ``model.*`` fields every import shares: the source's arch, one group per layer
+    (G = D), no dropout."""
+    return {
+        "preset": preset,
+        "arch": arch,
+        "depth": depth,
+        "groups": depth,
+        "dim": dim,
+        "heads": heads,
+        "mlp_hidden": hidden,
+        "dropout": 0.0,
+    }
+
+
+def language_model(vocab: int, context: int) -> DataInfo:
+    return DataInfo(kind="text", num_classes=vocab, vocab_size=vocab, max_len=context)

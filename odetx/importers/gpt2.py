@@ -5,8 +5,15 @@ Its linear layers are ``Conv1D`` modules storing ``(in, out)`` weights: transpos
 
 from __future__ import annotations
 
-from odetx.data.base import DataInfo
-from odetx.importers.family import Family, Imported, block, layer_prefix, register_family
+from odetx.importers.family import (
+    Family,
+    Imported,
+    block,
+    language_model,
+    layer_prefix,
+    layers,
+    register_family,
+)
 from odetx.importers.source import Source, require
 
 ACTIVATIONS = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu"}
@@ -51,15 +58,8 @@ def convert(src: Source) -> Imported:
             state[f"{o}{ours}.weight"] = src.shaped(f"{h}{theirs}.weight", *shape).t().contiguous()
             state[f"{o}{ours}.bias"] = src.shaped(f"{h}{theirs}.bias", shape[1])
     model = {
-        "preset": "gpt-tiny",
-        "arch": "sequential",
-        "depth": depth,
-        "groups": depth,
-        "dim": dim,
-        "heads": heads,
-        "mlp_hidden": hidden,
+        **layers("gpt-tiny", "sequential", depth, dim, heads, hidden),
         "context": context,
-        "dropout": 0.0,
         "norm": "layernorm",
         "norm_eps": src.get("layer_norm_epsilon", float, 1e-5),
         "mlp": ACTIVATIONS[act],
@@ -68,7 +68,7 @@ def convert(src: Source) -> Imported:
         "qkv_bias": True,
         "tie_head": True,
     }
-    info = DataInfo(kind="text", num_classes=vocab, vocab_size=vocab, max_len=context)
+    info = language_model(vocab, context)
     return Imported(model, info, state)
 
 

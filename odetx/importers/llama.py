@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from odetx.data.base import DataInfo
-from odetx.importers.family import Family, Imported, block, register_family
+from odetx.importers.family import Family, Imported, block, language_model, layers, register_family
 from odetx.importers.rope import rope_settings
 from odetx.importers.source import Source, require
 
@@ -94,16 +93,9 @@ def convert(src: Source) -> Imported:
             )
             state[o + "mlp.fc2.bias"] = src.shaped(m + "down_proj.bias", dim)
     model = {
-        "preset": "gpt-tiny",
-        "arch": "sequential",
-        "depth": depth,
-        "groups": depth,
-        "dim": dim,
-        "heads": heads,
+        **layers("gpt-tiny", "sequential", depth, dim, heads, hidden),
         "kv_heads": kv_heads,
-        "mlp_hidden": hidden,
         "context": context,
-        "dropout": 0.0,
         "norm": "rmsnorm",
         "norm_eps": src.get("rms_norm_eps", float, 1e-6),
         "mlp": "swiglu",
@@ -114,7 +106,7 @@ def convert(src: Source) -> Imported:
         "qkv_bias": qkv_bias,
         "tie_head": tied,
     }
-    info = DataInfo(kind="text", num_classes=vocab, vocab_size=vocab, max_len=context)
+    info = language_model(vocab, context)
     return Imported(model, info, state, {"context": min(context, EVAL_CONTEXT)})
 
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from odetx.data.base import DataInfo
-from odetx.importers.family import Family, Imported, block, register_family
+from odetx.importers.family import Family, Imported, block, language_model, layers, register_family
 from odetx.importers.rope import rope_settings
 from odetx.importers.source import Source, require
 
@@ -68,15 +67,8 @@ def convert(src: Source) -> Imported:
             state[f"{o}{ours}.weight"] = src.shaped(f"{h}{theirs}.weight", *shape)
             state[f"{o}{ours}.bias"] = src.shaped(f"{h}{theirs}.bias", shape[0])
     model = {
-        "preset": "gpt-tiny",
-        "arch": "parallel" if parallel else "sequential",
-        "depth": depth,
-        "groups": depth,
-        "dim": dim,
-        "heads": heads,
-        "mlp_hidden": hidden,
+        **layers("gpt-tiny", "parallel" if parallel else "sequential", depth, dim, heads, hidden),
         "context": context,
-        "dropout": 0.0,
         "norm": "layernorm",
         "norm_eps": src.get("layer_norm_eps", float, 1e-5),
         "mlp": "gelu" if act == "gelu" else "gelu_tanh",
@@ -87,7 +79,7 @@ def convert(src: Source) -> Imported:
         "qkv_bias": True,
         "tie_head": tied,
     }
-    info = DataInfo(kind="text", num_classes=vocab, vocab_size=vocab, max_len=context)
+    info = language_model(vocab, context)
     data = {"context": min(context, EVAL_CONTEXT)}
     return Imported(model, info, state, data, {"use_parallel_residual": parallel})
 

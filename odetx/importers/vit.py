@@ -14,7 +14,7 @@ import math
 import re
 
 from odetx.data.base import DataInfo
-from odetx.importers.family import Family, Imported, block, register_family
+from odetx.importers.family import Family, Imported, block, layers, register_family
 from odetx.importers.source import Source, SourceError, require
 
 # timm's widths -> heads, for configs that do not list model_args.
@@ -108,15 +108,8 @@ def convert(src: Source) -> Imported:
         else tuple(str(i) for i in range(classes))  # the class indices, as names
     )
     model = {
-        "preset": "deit-tiny",
-        "arch": "sequential",
-        "depth": depth,
-        "groups": depth,
-        "dim": dim,
-        "heads": heads,
-        "mlp_hidden": hidden,
+        **layers("deit-tiny", "sequential", depth, dim, heads, hidden),
         "patch_size": size,
-        "dropout": 0.0,
         "pool": "cls" if pool == "token" else "mean",
         "norm": "layernorm",
         "norm_eps": 1e-6,
