@@ -341,3 +341,36 @@ def test_eval_refuses_text_tokenised_by_another_tokenizer(bpe_run, tmp_path):
     code, lines = invoke("eval", str(bpe_run / "run"), "--data-dir", str(same), "--json")
     assert code == 0, lines
     assert json.loads(lines[-1])["samples"] > 0
+
+
+def test_a_killed_prepare_is_prepared_again_without_force(tmp_path):
+    """SIGKILL mid-encoding leaves temporary files and no metadata: the folder reads as
+    unfinished, and the next run cleans up and completes it."""
+    import signal
+    import subprocess
+    import sys
+
+    src = corpus(tmp_path / "src", repeats=3000)  # ~0.6 MB: several blocks to encode
+    out = tmp_path / "out"
+    code = (
+        "import os, signal, odetx.data.prepare as p\n"
+        "real = p._encode_split\n"
+        "def killed(*a, **k):\n"
+        "    a[2].write(b'partial')\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "p._encode_split = killed\n"
+        f"p.prepare_text({str(src)!r}, {str(out)!r}, 'byte')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True)
+    assert proc.returncode == -signal.SIGKILL
+    assert not (out / "meta.json").exists() and list(out.glob(".*.tmp"))
+    with pytest.raises(DataError, match="did not finish|no meta.json"):
+        DATASETS["tokens"].load(DataConfig(name="tokens", root=str(out), context=8))
+    prepare_text(src, out, "byte")  # no --force needed: nothing complete is replaced
+    assert not list(out.glob(".*.tmp"))
+    assert (
+        decode_split(out, "train").encode()
+        == (src / "input.txt").read_bytes()[
+            : json.loads((out / "meta.json").read_text())["splits"]["train"]["bytes"]
+        ]
+    )

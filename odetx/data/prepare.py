@@ -26,7 +26,7 @@ from odetx.data.corpus import TextSplit, decoded, file_sha256, find_splits, piec
 from odetx.data.tokenizer import HFTokenizer, Tokenizer
 from odetx.data.tokenizer_sources import Fit, check_vocab_size, make_tokenizer, needs_text
 from odetx.errors import DataInputError
-from odetx.io import atomic_write, write_text
+from odetx.io import atomic_write, remove_stale_temps, write_text
 
 FORMAT = "odetx-tokens"
 VERSION = 1
@@ -93,13 +93,13 @@ def _encode_split(
 
 
 def _check_out(out: Path, force: bool) -> None:
+    """Refuse a file, or a complete prepared corpus without ``force``; an incomplete one
+    (no metadata: its preparation was stopped) is simply prepared again."""
     if out.exists() and not out.is_dir():
         raise DataInputError(f"--out {out} is a file, not a folder")
-    taken = [p.name for p in (out / META, *(out / f"{s}.bin" for s in SPLITS)) if p.exists()]
-    if taken and not force:
+    if (out / META).exists() and not force:
         raise DataInputError(
-            f"{out} already holds a prepared corpus ({', '.join(taken)}); "
-            "pass --force to replace it"
+            f"{out} already holds a prepared corpus ({META}); pass --force to replace it"
         )
 
 
@@ -126,6 +126,8 @@ def prepare_text(
     if spec == "bpe":
         check_vocab_size(vocab_size)
     _check_out(out, force)
+    # Temporary files of a preparation that was killed (not interrupted: those clean up).
+    remove_stale_temps(out, (*(f"{s}.bin" for s in SPLITS), TOKENIZER, META))
     # A character table needs every character; merges settle on a sample.
     parts = [splits["train"]] if spec == "char" else sample(splits["train"], fit_bytes)
     fit = Fit(lambda: _texts(parts, progress, "fitting the tokenizer"), vocab_size)
