@@ -194,9 +194,10 @@ class HFTokenizer(Tokenizer):
     def encode_batch(self, texts: list[str], where: str = "the text") -> list[list[int]]:
         try:
             encodings = self.hf.encode_batch_fast(texts, add_special_tokens=False)
-        except (TypeError, ValueError, Exception) as e:
-            if any("\ud800" <= c <= "\udfff" for t in texts for c in t):
-                raise invalid_utf8(next(iter(texts)), where) from None
+        except Exception as e:  # the Rust side's errors are one opaque class
+            for text in texts:
+                if any("\ud800" <= c <= "\udfff" for c in text):
+                    raise invalid_utf8(text, where) from None
             raise DataInputError(f"{where} could not be encoded ({e})") from None
         return [enc.ids for enc in encodings]
 
