@@ -346,12 +346,15 @@ def test_eval_on_a_folder_of_other_classes_is_one_line(folder_run, tmp_path):
 
 def test_a_folder_without_test_trains_and_says_there_is_no_test_split(tmp_path):
     root = make_folder(tmp_path / "d", splits=(("train", 10),))
+    (root / "train" / "ant" / "zz.png").write_bytes(b"")  # named once, left out, counted
     result = invoke(
         "train", "--dataset", "folder", "--data-dir", root, *TINY_FLAGS, "--out", tmp_path / "run"
     )
     assert result.exit_code == 0, result.output
     assert "no test split" in result.output
+    assert result.output.count("zz.png: empty file (0 bytes); left out") == 1
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["undecodable_files"] == 1
     assert summary["test"] is None and summary["test_last"] is None
     assert "has no test/ folder" in summary["no_test_split"] and summary["nfe_forward"] == 2
     assert "no test split" in one_line_exit_2(invoke("eval", tmp_path / "run"))
