@@ -374,3 +374,20 @@ def test_a_killed_prepare_is_prepared_again_without_force(tmp_path):
             : json.loads((out / "meta.json").read_text())["splits"]["train"]["bytes"]
         ]
     )
+
+
+def test_undecodable_prompt_bytes_are_refused_by_a_bpe_run(bpe_run):
+    """A shell passes bytes that are not UTF-8 as surrogate escapes: a BPE model cannot
+    read them and says so; a byte model takes them as the bytes typed."""
+    code, lines = invoke("generate", str(bpe_run / "run"), "--prompt", "ab\udcff\udcfe")
+    assert code == 2 and len(lines) == 1, lines
+    assert "not valid UTF-8 (byte 0xff at byte 2)" in lines[0]
+
+    byte_run = bpe_run / "byte-run"
+    folder = prepare_text(bpe_run / "src", bpe_run / "byte-tokens", "byte").folder
+    code, lines = train_on(folder, byte_run)
+    assert code == 0, lines
+    result = CliRunner().invoke(app, ["generate", str(byte_run), "--prompt", "ab\udcff\udcfe",
+                                      "--max-new-tokens", "3"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("ab\ufffd\ufffd")
