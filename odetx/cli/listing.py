@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from rich.table import Table
 
 from odetx.cli.display import console
 from odetx.data import DATASETS
-from odetx.models import ARCHS, PRESETS, STEMS
+from odetx.models import ARCHS, MLPS, NORMS, POSITIONS, PRESETS, STEMS
 from odetx.solvers import SOLVERS
 
 
 def list_cmd() -> None:
-    """List the registered archs (splitting schemes), solvers, datasets, presets and stems."""
+    """List the registered archs (splitting schemes), solvers, datasets, presets, stems and
+    field components (norms, MLPs, positions)."""
     t = Table(title="archs (--arch): how a layer step splits A + M", title_justify="left")
     for col in ("name", "splitting order", "layer step"):
         t.add_column(col)
@@ -55,4 +57,27 @@ def list_cmd() -> None:
         t.add_column(col)
     for name, s in STEMS.items():
         t.add_row(name, s.description)
+    console.print(t)
+
+    t = Table(title="norms (--set model.norm=…)", title_justify="left")
+    for col in ("name", "bias", "default eps", "normalisation"):
+        t.add_column(col)
+    for name, n in NORMS.items():
+        t.add_row(name, "yes" if n.bias else "no", f"{n.eps:g}", n.description)
+    console.print(t)
+
+    t = Table(title="MLPs (--set model.mlp=…)", title_justify="left")
+    for col in ("name", "fc1 rows", "MLP"):
+        t.add_column(col)
+    for name, m in MLPS.items():
+        rows = escape("2 x hidden: [gate; up]") if m.gated else "hidden"
+        t.add_row(name, rows, escape(m.description))
+    console.print(t)
+
+    t = Table(title="positions (--set model.pos=…)", title_justify="left")
+    for col in ("name", "where", "cache past the context", "positions"):
+        t.add_column(col)
+    for name, p in POSITIONS.items():
+        where = "embeddings" if p.learned else "attention" if p.rotary else "—"
+        t.add_row(name, where, "rolls" if p.rolls else "recomputes", p.description)
     console.print(t)

@@ -2,8 +2,11 @@
 
 Prompts longer than the model's context slide: the model always reads the last
 ``context`` tokens. With a fixed-step solver a key/value cache
-(:mod:`odetx.models.kvcache`) feeds each new token alone while the window grows;
-once it is full, every position shifts and each step reads the whole window again.
+(:mod:`odetx.models.kvcache`) feeds each new token alone while the window grows.
+Once it is full, a model with learned positions shifts every position and reads the
+whole window again at each step; one with rotary positions (or none) rolls the cache
+instead (drops the oldest token's keys and values, positions going on) and keeps
+feeding one token, which is the usual sliding-window cache rather than a recomputation.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from torch import Tensor
 from odetx.data.tokenizer import from_info
 from odetx.errors import CheckpointError, ConfigError, DataError, SolverError
 from odetx.evaluation.load import LoadedModel, load_model
+from odetx.models import POSITIONS
 from odetx.models.kvcache import KVCache
 from odetx.solvers import SOLVERS
 
@@ -107,6 +111,7 @@ class Generation:
         gen = torch.Generator().manual_seed(self.sampling.seed)
         window = list(self.prompt[-context:])
         cache = KVCache(model) if self.cached else None
+        rolls = cache is not None and POSITIONS[self.loaded.config.model.pos].rolls
         start = time.perf_counter()
         try:
             if cache is not None:
@@ -125,11 +130,15 @@ class Generation:
                 self.seconds = time.perf_counter() - start
                 yield token
                 window.append(token)
-                if len(window) > context:  # positions shift: read the last window afresh
+                if len(window) > context:
                     window = window[-context:]
-                    fed = 0
-                    if cache is not None:
-                        cache.clear()
+                    if rolls:  # keys stay at their positions: forget the oldest token's
+                        cache.drop_oldest(1)
+                        fed = len(window) - 1
+                    else:  # positions shift: read the last window afresh
+                        fed = 0
+                        if cache is not None:
+                            cache.clear()
         finally:
             if cache is not None:
                 cache.__exit__(None, None, None)

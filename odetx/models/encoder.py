@@ -14,8 +14,10 @@ from torch import Tensor, nn
 from odetx.config import ModelConfig, SolverConfig
 from odetx.data.base import DataInfo
 from odetx.data.sequences import PAD_ID
+from odetx.models.components import final_norm
 from odetx.models.fields import init_weights
 from odetx.models.ode import ODEStack
+from odetx.models.positions import POSITIONS
 from odetx.registry import Registry
 
 
@@ -60,7 +62,7 @@ POOLS.register("mean", MeanPool)
 
 
 class Encoder(nn.Module):
-    """Token embedding (id 0 = padding), learned positions, ODE stack, final norm,
+    """Token embedding (id 0 = padding), positions (``model.pos``), ODE stack, final norm,
     pooling (``model.pool``: ``cls`` or ``mean``), linear head.
 
     ``forward(tokens, mask)`` takes ``tokens`` ``(B, N)`` with ``N <= info.max_len``
@@ -71,12 +73,17 @@ class Encoder(nn.Module):
         super().__init__()
         self.token_embed = nn.Embedding(info.vocab_size, model.dim, padding_idx=PAD_ID)
         self.pool = POOLS[model.pool](model.dim)
-        self.pos_embed = nn.Parameter(torch.zeros(1, self.pool.prefix + info.max_len, model.dim))
+        if POSITIONS[model.pos].learned:
+            n = self.pool.prefix + info.max_len
+            self.pos_embed = nn.Parameter(torch.zeros(1, n, model.dim))
+        else:  # rotary positions live in attention; or there are none
+            self.register_parameter("pos_embed", None)
         self.pos_drop = nn.Dropout(model.dropout)
         self.stack = ODEStack(model, solver)
-        self.norm = nn.LayerNorm(model.dim)
+        self.norm = final_norm(model)
         self.head = nn.Linear(model.dim, info.num_classes)
-        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        if self.pos_embed is not None:
+            nn.init.trunc_normal_(self.pos_embed, std=0.02)
         # BERT's std 0.02 rather than nn.Embedding's N(0, 1), which would dwarf the positions;
         # the re-draw also hits the padding row, which must stay the zero vector.
         nn.init.trunc_normal_(self.token_embed.weight, std=0.02)
@@ -86,7 +93,9 @@ class Encoder(nn.Module):
 
     def forward(self, tokens: Tensor, mask: Tensor) -> Tensor:
         x, mask = self.pool.prepend(self.token_embed(tokens), mask)  # (B, prefix + N, dim)
-        x = x + self.pos_embed[:, : x.shape[1]]
+        pos = self.pos_embed
+        if pos is not None:
+            x = x + pos[:, : x.shape[1]]
         # Zeroed padding makes the whole state, not just the real tokens, independent of
         # what the padding holds; adaptive solvers measure their error over all of it.
         x = self.pos_drop(x.masked_fill(~mask.unsqueeze(-1), 0.0))

@@ -11,8 +11,12 @@ from odetx.config import ModelConfig, SolverConfig
 from odetx.data.base import DataInfo
 from odetx.errors import ConfigError
 from odetx.models.archs import ARCHS
+from odetx.models.components import check_components, fill_components
 from odetx.models.encoder import POOLS, Encoder
 from odetx.models.gpt import GPT
+from odetx.models.mlps import MLPS
+from odetx.models.norms import NORMS
+from odetx.models.positions import POSITIONS
 from odetx.models.presets import PRESETS
 from odetx.models.stems import MAX_CONV_LAYERS, STEMS
 from odetx.models.time import TIME_MODES
@@ -28,13 +32,15 @@ BACKBONES.register("gpt", GPT)
 DATA_KIND = {"vit": "image", "encoder": "tokens", "gpt": "text"}
 
 _FROM_PRESET = ("depth", "dim", "heads", "mlp_ratio", "patch_size", "dropout", "context")
+# Filled by resolve_model from the preset too (odetx.models.components), never left unset.
+_COMPONENTS = ("norm", "norm_eps", "mlp", "pos", "bias", "qkv_bias")
 
 
 def resolve_model(cfg: ModelConfig) -> ModelConfig:
     """Fill ``None`` fields from the preset and check the combination is possible."""
     preset = PRESETS.lookup(cfg.preset, "model.preset")
     filled = {k: getattr(preset, k) for k in _FROM_PRESET if getattr(cfg, k) is None}
-    cfg = dataclasses.replace(cfg, **filled)
+    cfg = fill_components(dataclasses.replace(cfg, **filled), preset)
     if cfg.groups is None:
         cfg = dataclasses.replace(cfg, groups=cfg.depth)
     # Only patch-based backbones have a patch size, only language models a context.
@@ -59,9 +65,12 @@ def resolve_model(cfg: ModelConfig) -> ModelConfig:
     if cfg.fused and not cfg.shared_norm:
         # Only one norm gives A and M the same input, which is what fusion shares.
         raise ConfigError("model.fused", "needs model.shared_norm=true (and arch parallel)")
-    if cfg.fused and (cfg.dropout or not cfg.qkv_bias):
+    if cfg.fused and (cfg.dropout or not cfg.qkv_bias or not cfg.bias):
         # The MLP's output dropout has no place in the fused sum A + M.
-        raise ConfigError("model.fused", "needs model.dropout=0 and model.qkv_bias=true")
+        raise ConfigError(
+            "model.fused", "needs model.dropout=0, model.qkv_bias=true and model.bias=true"
+        )
+    check_components(cfg, preset.backbone)
     check_time(cfg)
     check_stem(cfg, preset.backbone)
     return cfg
@@ -125,7 +134,7 @@ def check_fits(cfg: ModelConfig, info: DataInfo) -> None:
 
 def build_model(model: ModelConfig, solver: SolverConfig, info: DataInfo) -> nn.Module:
     """The network a resolved ``model`` describes, integrated by ``solver``, shaped for ``info``."""
-    unresolved = [k for k in (*_FROM_PRESET, "groups") if getattr(model, k) is None]
+    unresolved = [k for k in (*_FROM_PRESET, "groups", *_COMPONENTS) if getattr(model, k) is None]
     if unresolved:
         raise ValueError(f"build_model takes a resolved ModelConfig; {unresolved} are unset")
     check_fits(model, info)
@@ -165,34 +174,54 @@ def tokens_per_example(model: ModelConfig, info: DataInfo) -> float:
 def estimate_params(model: ModelConfig, info: DataInfo) -> float:
     """About the parameter count :func:`build_model` gives a resolved ``model`` on ``info``.
 
-    Per group, attention ``4·dim²`` (Q, K, V and output projections) plus MLP
-    ``2·dim·hidden`` plus biases and norms; times the groups; plus embeddings and head.
+    Per group, attention ``4·dim²`` (Q, K, V and output projections; fewer with
+    ``model.kv_heads``) plus MLP ``2·dim·hidden`` (``3·dim·hidden`` gated) plus biases
+    and norms; times the groups; plus embeddings, positions, the final norm and head.
     Within a few parameters of the built model for the built-in backbones (the tests
     compare them); a backbone registered elsewhere is counted by its stack alone.
     """
     d, groups = to_float(model.dim), to_float(model.groups)
-    h = d * model.mlp_ratio
-    # Biases of Q/K/V (if any), of the output projection and fc2; one or two LayerNorms.
+    h = _hidden(model)
+    qkv = _qkv_rows(model)
+    fc1 = 2 * h if MLPS[model.mlp].gated else h
+    norm = d * (2 if NORMS[model.norm].bias else 1)
+    # One or two norms; biases of Q/K/V, of the output projection, fc1 and fc2 (if any).
     norms = 1 if model.shared_norm else 2
-    per_group = 4 * d * d + 2 * d * h + h + d * (3 * model.qkv_bias + 2 + 2 * norms)
+    per_group = d * (qkv + d + fc1 + h) + norms * norm
+    per_group += qkv * model.qkv_bias + (d + fc1 + d) * model.bias
     per_group += TIME_MODES[model.time].extra(per_group, d, norms, model.time_basis)
     classes = to_float(info.num_classes)
     backbone = PRESETS[model.preset].backbone
     tokens = tokens_per_example(model, info)
+    positions = tokens * d if POSITIONS[model.pos].learned else 0.0
     embed, head = 0.0, 0.0
     if backbone == "vit":
         # The stem, class token, positions.
         stem = STEMS[model.stem].params(
             to_float(info.in_chans), d, to_float(model.patch_size), model.stem_layers
         )
-        embed = stem + d + tokens * d
+        embed = stem + d + positions
         head = d * classes + classes
     elif backbone == "encoder":
-        embed = to_float(info.vocab_size) * d + tokens * d + d  # tokens, positions, class token
+        cls = d * POOLS[model.pool].prefix  # a class token, if the pooling has one
+        embed = to_float(info.vocab_size) * d + positions + cls
         head = d * classes + classes
-    elif backbone == "gpt":  # the head is the token embedding, tied
-        embed = to_float(info.vocab_size) * d + to_float(model.context) * d
-    return _finite_or_inf(groups * per_group + embed + 2 * d + head)
+    elif backbone == "gpt":  # the head is the token embedding, tied, or its own
+        positions = to_float(model.context) * d if POSITIONS[model.pos].learned else 0.0
+        embed = to_float(info.vocab_size) * d + positions
+        head = 0.0 if model.tie_head else to_float(info.vocab_size) * d
+    return _finite_or_inf(groups * per_group + embed + norm + head)
+
+
+def _hidden(model: ModelConfig) -> float:
+    """The MLP's hidden units."""
+    return to_float(model.mlp_hidden) if model.mlp_hidden else to_float(model.dim) * model.mlp_ratio
+
+
+def _qkv_rows(model: ModelConfig) -> float:
+    """Rows of the Q, K, V projection: ``3·dim``, or fewer with grouped-query attention."""
+    kv = model.kv_heads or model.heads
+    return to_float(model.dim) * (1 + 2 * to_float(kv) / to_float(model.heads))
 
 
 def estimate_activations(model: ModelConfig, info: DataInfo, evaluations: float) -> float:
@@ -200,13 +229,16 @@ def estimate_activations(model: ModelConfig, info: DataInfo, evaluations: float)
     evaluations (A + M; a split sub-field counts half, as in the NFE).
 
     Per token and evaluation: the norm's input and output, Q/K/V, the attention output
-    (``6·dim``) and the MLP's hidden layer before and after GELU (``2·hidden``).
+    (``6·dim`` with one key/value head per query head) and the MLP's hidden layer before
+    and after its activation (``2·hidden``; ``3·hidden`` gated).
     Attention scores are not counted (fused attention kernels never store them), so
     this errs low: it is meant to refuse what cannot fit, never what might.
     """
     d = to_float(model.dim)
+    h = _hidden(model)
+    mlp = (3 if MLPS[model.mlp].gated else 2) * h
     tokens = tokens_per_example(model, info)
-    kept = tokens * evaluations * (6 * d + 2 * d * model.mlp_ratio) + 2 * tokens * d
+    kept = tokens * evaluations * (3 * d + _qkv_rows(model) + mlp) + 2 * tokens * d
     if PRESETS[model.preset].backbone == "gpt":
         kept += 2 * tokens * to_float(info.vocab_size)  # logits and their gradient
     return _finite_or_inf(kept)

@@ -6,25 +6,33 @@ projections are one weight applied to both halves. ``model.fused`` builds every
 field as :class:`FusedParallelField`; this module also converts state dicts
 between the layouts, so weights move freely between a fused and an unfused model.
 
-Per field prefix ``P`` (e.g. ``stack.blocks.0.field.``)::
+Per field prefix ``P`` (e.g. ``stack.blocks.0.field.``), with ``q`` the Q, K, V
+projection's rows (``3d``; ``(heads + 2·kv_heads)·head_dim`` with ``model.kv_heads``)::
 
     unfused                              fused
-    P.attn.qkv.{weight,bias}  (3d, d)    P.in_proj.weight (3d + h, d), P.in_proj.bias
+    P.attn.qkv.{weight,bias}  (q, d)     P.in_proj.weight (q + h, d), P.in_proj.bias
     P.mlp.fc1.{weight,bias}   (h, d)
     P.attn.proj.{weight,bias} (d, d)     P.out_proj.weight (d, d + h)
     P.mlp.fc2.{weight,bias}   (d, h)     P.attn_out_bias (d), P.mlp_out_bias (d)
+
+Every norm (``model.norm``), positions (``model.pos``) and key/value head count fuse;
+a gated MLP (``swiglu``) and a layer without biases (``model.bias=false``) do not.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from odetx.models.components import PLAIN, Components
 from odetx.models.fields import AUTONOMOUS, LayerField, SelfAttend
-from odetx.models.time import BasisLayerNorm, FiLMLayerNorm, TimeParts
+from odetx.models.mlps import MLPS
+from odetx.models.positions import Rotary
+from odetx.models.time import BasisNorm, FiLMNorm, TimeParts
 from odetx.solvers import FixedStepIntegrator
 from odetx.solvers.field import Field
 
@@ -39,6 +47,8 @@ def fuse_state_dict(state: dict[str, Tensor]) -> dict[str, Tensor]:
         p = key[: -len(_QKV)]
         if p + "norm_m.weight" in state:
             raise ValueError(f"{p or 'the field'} has two norms; only a shared norm fuses")
+        if p + "mlp.fc1.bias" not in state:
+            raise ValueError(f"{p or 'the field'} has no MLP biases; the fused layer needs them")
         qkv_w, fc1_w = out.pop(p + "attn.qkv.weight"), out.pop(p + "mlp.fc1.weight")
         qkv_b = out.pop(p + "attn.qkv.bias", None)
         if qkv_b is None:
@@ -61,10 +71,10 @@ def unfuse_state_dict(state: dict[str, Tensor], qkv_bias: bool = True) -> dict[s
         w_in, b_in = out.pop(p + "in_proj.weight"), out.pop(p + "in_proj.bias")
         w_out = out.pop(p + "out_proj.weight")
         dim = w_out.shape[0]
-        out[p + "attn.qkv.weight"], out[p + "mlp.fc1.weight"] = w_in.split(
-            [3 * dim, w_in.shape[0] - 3 * dim]
-        )
-        qkv_b, out[p + "mlp.fc1.bias"] = b_in.split([3 * dim, b_in.shape[0] - 3 * dim])
+        hidden = w_out.shape[1] - dim
+        qkv = w_in.shape[0] - hidden  # 3·dim, or fewer rows with grouped-query attention
+        out[p + "attn.qkv.weight"], out[p + "mlp.fc1.weight"] = w_in.split([qkv, hidden])
+        qkv_b, out[p + "mlp.fc1.bias"] = b_in.split([qkv, hidden])
         if qkv_bias:
             out[p + "attn.qkv.bias"] = qkv_b
         elif qkv_b.any():
@@ -135,6 +145,8 @@ class FusedParallelField(Field):
     ``parts`` builds the shared norm, so ``model.time`` ``film`` applies as in the
     unfused field (its ``norm_a.film.*`` weights keep their names in both layouts);
     ``basis`` time-dependent projections have no fused form (the config refuses them).
+    ``comp`` (:class:`~odetx.models.components.Components`) sets the norm, the GELU,
+    rotary positions and key/value heads; gated MLPs and missing biases have no fused form.
     """
 
     def __init__(
@@ -144,15 +156,23 @@ class FusedParallelField(Field):
         mlp_ratio: float,
         causal: bool = False,
         parts: TimeParts = AUTONOMOUS,
+        comp: Components = PLAIN,
     ) -> None:
         super().__init__()
         if parts.mode == "basis":
             raise ValueError("FusedParallelField has no time-basis projections")
-        self.dim, self.heads, self.hidden = dim, heads, int(dim * mlp_ratio)
+        mlp = MLPS[comp.mlp]
+        if mlp.gated or not comp.bias:
+            raise ValueError("FusedParallelField needs an ungated MLP with biases")
+        self.dim, self.heads, self.hidden = dim, heads, comp.hidden(dim, mlp_ratio)
+        kv_heads, head_dim = comp.kv_heads or heads, dim // heads
+        self.qkv_width = (heads + 2 * kv_heads) * head_dim  # Q, K, V rows of in_proj
         self.causal = causal
-        self.core = SelfAttend(heads, causal)
-        self.norm_a = parts.norm(dim)
-        self.in_proj = nn.Linear(dim, 3 * dim + self.hidden)
+        self.gelu = mlp.gelu  # GELU's approximate
+        rope = Rotary(head_dim, comp.rope_fraction, comp.rope_theta) if comp.rope else None
+        self.core = SelfAttend(heads, causal, 0.0, kv_heads, rope)
+        self.norm_a = parts.norm(dim, comp.norm, comp.norm_eps)
+        self.in_proj = nn.Linear(dim, self.qkv_width + self.hidden)
         self.out_proj = nn.Linear(dim + self.hidden, dim, bias=False)
         self.attn_out_bias = nn.Parameter(torch.zeros(dim))
         self.mlp_out_bias = nn.Parameter(torch.zeros(dim))
@@ -160,13 +180,13 @@ class FusedParallelField(Field):
 
     def forward(self, which: int, t: float, x: Tensor, mask: Tensor | None = None) -> Tensor:
         h = self.norm_a(x, t)
-        d3 = 3 * self.dim
+        d3 = self.qkv_width
         w_in, b_in, w_out = self.in_proj.weight, self.in_proj.bias, self.out_proj.weight
         if which == self.ATTN:
             y = self.core(F.linear(h, w_in[:d3], b_in[:d3]), mask)
             return F.linear(y, w_out[:, : self.dim], self.attn_out_bias)
         if which == self.MLP:
-            y = F.gelu(F.linear(h, w_in[d3:], b_in[d3:]))
+            y = F.gelu(F.linear(h, w_in[d3:], b_in[d3:]), approximate=self.gelu)
             return F.linear(y, w_out[:, self.dim :], self.mlp_out_bias)
         one = self.in_gemm == "one" or (self.in_gemm == "auto" and h.device.type != "cpu")
         if not one:
@@ -175,7 +195,7 @@ class FusedParallelField(Field):
             q_k_v, pre = F.linear(h, w_in, b_in).split([d3, self.hidden], -1)
         else:
             q_k_v, pre = self._in_proj_for_training(h, w_in, b_in, d3)
-        a, g = self.core(q_k_v, mask), F.gelu(pre)
+        a, g = self.core(q_k_v, mask), F.gelu(pre, approximate=self.gelu)
         w_a, w_g = w_out.split([self.dim, self.hidden], 1)
         return split_k(a, g, w_a, w_g, self.attn_out_bias + self.mlp_out_bias)
 
@@ -201,12 +221,18 @@ def to_fused_fields(model: nn.Module) -> nn.Module:
                 raise ValueError("FusedParallelField has no dropout")
             if f.attn.qkv.bias is None:
                 raise ValueError("FusedParallelField always has Q, K, V biases")
-            if isinstance(f.norm_a, BasisLayerNorm):
+            if isinstance(f.norm_a, BasisNorm):
                 raise ValueError("FusedParallelField has no time-basis projections")
-            parts = TimeParts("film") if isinstance(f.norm_a, FiLMLayerNorm) else AUTONOMOUS
-            dim = f.norm_a.normalized_shape[0]
+            parts = TimeParts("film") if isinstance(f.norm_a, FiLMNorm) else AUTONOMOUS
+            dim = f.norm_a.weight.shape[-1]
+            hidden = f.mlp.fc2.in_features
             new = FusedParallelField(
-                dim, f.attn.heads, f.mlp.fc1.out_features / dim, f.attn.causal, parts
+                dim,
+                f.attn.heads,
+                hidden / dim,
+                f.attn.causal,
+                parts,
+                dataclasses.replace(f.comp, mlp_hidden=hidden),
             )
             new.load_state_dict(fuse_state_dict(f.state_dict()))
             parent.field = new.to(f.norm_a.weight)

@@ -6,6 +6,7 @@ from torch import Tensor, nn
 
 from odetx.config import ModelConfig, SolverConfig
 from odetx.models.archs import ARCHS
+from odetx.models.components import components
 from odetx.models.fields import LayerField
 from odetx.models.fused import FusedParallelField
 from odetx.models.time import TimeParts
@@ -38,6 +39,7 @@ class ODEStack(nn.Module):
                 width=model.dim,
                 drop_path=model.drop_path,
                 depth=model.depth,
+                time_dependent=model.time != "none",
             )
             for g in range(model.groups)
         )
@@ -57,8 +59,9 @@ class ODEStack(nn.Module):
 
 def _field(model: ModelConfig, causal: bool, parts: TimeParts) -> nn.Module:
     """One group's weights: the fused parallel layer or the plain one."""
+    comp = components(model)
     if model.fused:
-        return FusedParallelField(model.dim, model.heads, model.mlp_ratio, causal, parts)
+        return FusedParallelField(model.dim, model.heads, model.mlp_ratio, causal, parts, comp)
     return LayerField(
         model.dim,
         model.heads,
@@ -68,4 +71,5 @@ def _field(model: ModelConfig, causal: bool, parts: TimeParts) -> nn.Module:
         model.shared_norm,
         causal,
         parts,
+        comp,
     )

@@ -1,4 +1,5 @@
-"""Named model presets (``--model``): backbone and dimensions; any field can be overridden."""
+"""Named model presets (``--model``): backbone, dimensions and field components; any field
+can be overridden."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ from odetx.registry import Registry
 
 @dataclass(frozen=True)
 class Preset:
+    """A backbone and its sizes; the field components (``model.norm`` …) default to the
+    plain pre-LN layer with learned positions."""
+
     name: str
     backbone: str
     depth: int
@@ -19,6 +23,16 @@ class Preset:
     description: str
     dropout: float = 0.0
     context: int = 0  # gpt: positions, the longest window the model reads
+    norm: str = "layernorm"
+    norm_eps: float | None = None  # None: the norm's own
+    mlp: str = "gelu"
+    pos: str = "learned"
+    rope_theta: float = 10000.0
+    rope_fraction: float = 1.0
+    kv_heads: int | None = None  # None: one per query head
+    bias: bool = True
+    qkv_bias: bool = True
+    tie_head: bool = True  # gpt only
 
 
 PRESETS: Registry[Preset] = Registry("preset")
@@ -71,5 +85,46 @@ register_preset(
         "nanoGPT's character-level Shakespeare size, ~10.7M (GPU)",
         0.2,
         context=256,
+    )
+)
+# Llama's layer (use --arch sequential for Llama's own splitting): RMSNorm, SwiGLU with
+# about Llama's 8/3 · dim hidden units at gpt-tiny's MLP size, rotary positions, two
+# key/value heads for four query heads, no biases, an untied head.
+register_preset(
+    Preset(
+        "llama-tiny",
+        "gpt",
+        4,
+        128,
+        4,
+        2.75,
+        0,
+        "tiny Llama-shaped LM: RMSNorm, SwiGLU, RoPE, GQA, no biases (CPU, minutes)",
+        context=128,
+        norm="rmsnorm",
+        mlp="swiglu",
+        pos="rope",
+        kv_heads=2,
+        bias=False,
+        qkv_bias=False,
+        tie_head=False,
+    )
+)
+# GPT-NeoX's layer (Pythia): the parallel arch (the default) with two LayerNorms, exact
+# GELU, a quarter of each head rotary, biases, an untied head.
+register_preset(
+    Preset(
+        "neox-tiny",
+        "gpt",
+        4,
+        128,
+        4,
+        4.0,
+        0,
+        "tiny GPT-NeoX-shaped LM: parallel, partial RoPE 0.25, untied head (CPU, minutes)",
+        context=128,
+        pos="rope",
+        rope_fraction=0.25,
+        tie_head=False,
     )
 )

@@ -5,7 +5,7 @@ non-autonomous field, dx/dt = f(x; θ(t))). A group's layers are built from the 
 kinds of parametrised parts below, each called as ``part(x, t)``:
 
 - ``none``: the autonomous block; t is ignored (the state dict is the usual one).
-- ``film``: every LayerNorm's output is scaled and shifted by a small MLP of
+- ``film``: every norm's output is scaled and shifted by a small MLP of
   sinusoidal features of t (adaLN of DiT, Peebles & Xie 2023; FiLM, Perez et al.
   2018). The MLP's last layer starts at zero, so a fresh model is the autonomous one.
 - ``basis``: every weight matrix and bias is ``W(t) = Σ_k φ_k(s) W_k`` with ``φ_k``
@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from odetx.models.norms import NORMS, NormKind
 from odetx.registry import Registry
 
 # FiLM: sinusoidal features of t (FILM_FREQS frequencies, sine and cosine), one hidden layer.
@@ -35,6 +36,8 @@ FILM_HIDDEN = 16
 # up to it share their features.
 FILM_PERIOD = 64.0
 
+LAYERNORM = NORMS["layernorm"]
+
 
 class TimeLinear(nn.Linear):
     """``nn.Linear`` called as ``(x, t)``; t is ignored (the autonomous part)."""
@@ -43,11 +46,25 @@ class TimeLinear(nn.Linear):
         return F.linear(x, self.weight, self.bias)
 
 
-class TimeLayerNorm(nn.LayerNorm):
-    """``nn.LayerNorm`` called as ``(x, t)``; t is ignored (the autonomous part)."""
+class TimeNorm(nn.Module):
+    """A norm of kind ``kind`` (``model.norm``) called as ``(x, t)``; t is ignored (the
+    autonomous part). Its parameters are ``weight`` and, if the kind has one, ``bias``."""
+
+    def __init__(self, dim: int, kind: NormKind = LAYERNORM, eps: float | None = None) -> None:
+        super().__init__()
+        self.kind = kind.name
+        self.weight = nn.Parameter(torch.ones(dim))
+        if kind.bias:
+            self.bias = nn.Parameter(torch.zeros(dim))
+        else:
+            self.register_parameter("bias", None)
+        self.fn = kind.fn(dim, kind.eps if eps is None else eps)
 
     def forward(self, x: Tensor, t: float = 0.0) -> Tensor:
-        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return self.fn(x, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return f"{self.kind}, {tuple(self.weight.shape)}, eps={self.fn.eps}"
 
 
 class NoNorm(nn.Module):
@@ -78,15 +95,15 @@ class FiLM(nn.Module):
         return scale, shift
 
 
-class FiLMLayerNorm(nn.LayerNorm):
-    """LayerNorm whose output is ``LN(x) · (1 + scale(t)) + shift(t)``."""
+class FiLMNorm(TimeNorm):
+    """A norm whose output is ``norm(x) · (1 + scale(t)) + shift(t)``."""
 
-    def __init__(self, dim: int) -> None:
-        super().__init__(dim)
+    def __init__(self, dim: int, kind: NormKind = LAYERNORM, eps: float | None = None) -> None:
+        super().__init__(dim, kind, eps)
         self.film = FiLM(dim)
 
     def forward(self, x: Tensor, t: float = 0.0) -> Tensor:
-        y = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        y = self.fn(x, self.weight, self.bias)
         scale, shift = self.film(t)
         return y * (1.0 + scale) + shift
 
@@ -149,26 +166,44 @@ class BasisLinear(_Basis):
         return F.linear(x, self.combine(self.weight, t), self.combine(bias, t))
 
 
-class BasisLayerNorm(_Basis):
-    """A LayerNorm whose gain and bias are Legendre expansions in t."""
+class BasisNorm(_Basis):
+    """A norm whose gain (and bias, if its kind has one) are Legendre expansions in t."""
 
-    def __init__(self, dim: int, k: int, t0: float, t1: float) -> None:
+    def __init__(
+        self,
+        dim: int,
+        k: int,
+        t0: float,
+        t1: float,
+        kind: NormKind = LAYERNORM,
+        eps: float | None = None,
+    ) -> None:
         super().__init__(k, t0, t1)
-        self.normalized_shape = (dim,)
-        self.eps = 1e-5
+        self.kind = kind.name
         self.weight = nn.Parameter(torch.zeros(k, dim))
-        self.bias = nn.Parameter(torch.zeros(k, dim))
+        if kind.bias:
+            self.bias = nn.Parameter(torch.zeros(k, dim))
+        else:
+            self.register_parameter("bias", None)
+        self.fn = kind.fn(dim, kind.eps if eps is None else eps)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
             self.weight.zero_()
             self.weight[0].fill_(1.0)
-            self.bias.zero_()
+            if self.bias is not None:
+                self.bias.zero_()
 
     def forward(self, x: Tensor, t: float = 0.0) -> Tensor:
-        w, b = self.combine(self.weight, t), self.combine(self.bias, t)
-        return F.layer_norm(x, self.normalized_shape, w, b, self.eps)
+        bias = self.bias
+        w = self.combine(self.weight, t)
+        if bias is None:
+            return self.fn(x, w, None)
+        return self.fn(x, w, self.combine(bias, t))
+
+    def extra_repr(self) -> str:
+        return f"{self.kind}, {tuple(self.weight.shape)}, eps={self.fn.eps}"
 
 
 @dataclass(frozen=True)
@@ -183,8 +218,11 @@ class TimeParts:
     def linear(self, in_features: int, out_features: int, bias: bool = True) -> nn.Module:
         return TIME_MODES[self.mode].linear(in_features, out_features, bias, self)
 
-    def norm(self, dim: int) -> nn.Module:
-        return TIME_MODES[self.mode].norm(dim, self)
+    def norm(self, dim: int, kind: str = "layernorm", eps: float | None = None) -> nn.Module:
+        """A norm of kind ``kind`` (:data:`~odetx.models.norms.NORMS`); ``eps`` None takes
+        the kind's own."""
+        norm = NORMS[kind]
+        return TIME_MODES[self.mode].norm(dim, self, norm, norm.eps if eps is None else eps)
 
 
 @dataclass(frozen=True)
@@ -194,14 +232,14 @@ class TimeMode:
     Args:
         name: registry name (``model.time``).
         linear: ``(in, out, bias, parts) -> module`` called as ``(x, t)``.
-        norm: ``(dim, parts) -> module`` called as ``(x, t)``.
+        norm: ``(dim, parts, kind, eps) -> module`` called as ``(x, t)``.
         extra: ``(group params, dim, norms, K) -> params`` the mode adds per group.
         description: one line for docs and listings.
     """
 
     name: str
     linear: Callable[[int, int, bool, TimeParts], nn.Module]
-    norm: Callable[[int, TimeParts], nn.Module]
+    norm: Callable[[int, TimeParts, NormKind, float], nn.Module]
     extra: Callable[[float, float, int, int], float]
     description: str
 
@@ -216,29 +254,31 @@ for _m in (
     TimeMode(
         "none",
         lambda i, o, bias, p: TimeLinear(i, o, bias),
-        lambda d, p: TimeLayerNorm(d),
+        lambda d, p, kind, eps: TimeNorm(d, kind, eps),
         lambda group, d, norms, k: 0.0,
         "autonomous: one set of weights for the whole span",
     ),
     TimeMode(
         "film",
         lambda i, o, bias, p: TimeLinear(i, o, bias),
-        lambda d, p: FiLMLayerNorm(d),
+        lambda d, p, kind, eps: FiLMNorm(d, kind, eps),
         lambda group, d, norms, k: norms * film_params(d),
-        "each LayerNorm's output scaled and shifted by an MLP of t (zero at start)",
+        "each norm's output scaled and shifted by an MLP of t (zero at start)",
     ),
     TimeMode(
         "basis",
         lambda i, o, bias, p: BasisLinear(i, o, bias, p.basis, p.t0, p.t1),
-        lambda d, p: BasisLayerNorm(d, p.basis, p.t0, p.t1),
+        lambda d, p, kind, eps: BasisNorm(d, p.basis, p.t0, p.t1, kind, eps),
         lambda group, d, norms, k: (k - 1) * group,
         "every weight W(t) = sum of K Legendre polynomials of t times W_k (model.time_basis)",
     ),
 ):
     TIME_MODES.register(_m.name, _m)
 
+AUTONOMOUS = TimeParts()
+
 
 def init_time_parts(module: nn.Module) -> None:
     """ViT initialisation of the basis parts (``module.apply`` calls it on each)."""
-    if isinstance(module, (BasisLinear, BasisLayerNorm)):
+    if isinstance(module, (BasisLinear, BasisNorm)):
         module.reset_parameters()
