@@ -46,6 +46,7 @@ class ModelConfig:
     norm: str | None = None  # every norm of the field and the final one: layernorm or rmsnorm
     norm_eps: float | None = None  # None: the norm's own (1e-5 LayerNorm, 1e-6 RMSNorm)
     mlp: str | None = None  # gelu, gelu_tanh or swiglu
+    attn: str | None = None  # the attention: softmax (multi-head dot-product) or a plugin's
     mlp_hidden: int | None = None  # the MLP's hidden units; None: dim * mlp_ratio
     pos: str | None = None  # positions: learned (a table), rope (rotary) or none
     rope_theta: float | None = None  # pos rope: base of the rotation frequencies (10000)
@@ -144,18 +145,66 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class PluginRef:
+    """A plugin (:mod:`odetx.plugins`): a module or a ``.py`` file that adds registry entries.
+
+    A config file names one by a string, ``my_pkg.variants`` or ``my_variants.py``
+    (:meth:`parse`). A run's resolved config records each plugin its entries come from
+    with what identifies it, so that loading the run elsewhere finds the same plugin or
+    refuses in one line: a package by its distribution's ``version``, a file by its
+    content's ``sha256``.
+
+    Args:
+        name: what people call it: the distribution (a package), module or file name.
+        module: the module to import (``module:function`` also calls the function).
+        version: the version of the distribution the module is installed from.
+        path: a file plugin's absolute path.
+        sha256: a file plugin's content hash (hex).
+    """
+
+    name: str
+    module: str | None = None
+    version: str | None = None
+    path: str | None = None
+    sha256: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> PluginRef:
+        """``text`` as given to ``--plugin`` or in a config's ``plugins:`` list: a file
+        when it ends in ``.py`` or holds a path separator, else a module."""
+        if text.endswith(".py") or "/" in text or "\\" in text:
+            return cls(Path(text).name, path=text)
+        return cls(text, module=text)
+
+    @property
+    def is_file(self) -> bool:
+        return self.path is not None
+
+    def to_dict(self) -> dict[str, str]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+@dataclass(frozen=True)
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     solver: SolverConfig = field(default_factory=SolverConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    # The plugins to load (a config file's strings) or, resolved, the ones the run uses.
+    plugins: tuple[PluginRef, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data: sections as dicts, tuples as lists (YAML's safe dumper takes no tuples)."""
-        return {
-            section: {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
-            for section, values in dataclasses.asdict(self).items()
-        }
+        """Plain data: sections as dicts, tuples as lists (YAML's safe dumper takes no tuples);
+        ``plugins`` first, and only when there are any."""
+        tree: dict[str, Any] = {}
+        if self.plugins:
+            tree["plugins"] = [p.to_dict() for p in self.plugins]
+        for f in dataclasses.fields(self):
+            if f.name == "plugins":
+                continue
+            values = dataclasses.asdict(getattr(self, f.name))
+            tree[f.name] = {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+        return tree
 
 
 # Keys that say where or how a run executes, not what it computes: runs that differ
@@ -241,6 +290,12 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
         (item, *_) = typing.get_args(tp)
         if isinstance(value, (list, tuple)):
             return tuple(_coerce(f"{key}[{i}]", v, item) for i, v in enumerate(value))
+    elif tp is PluginRef:
+        if isinstance(value, str) and value.strip():
+            return PluginRef.parse(value.strip())
+        if isinstance(value, dict):
+            return from_dict(PluginRef, value, f"{key}.")
+        raise ConfigError(key, f"expected a module, a .py file or a mapping, got {_short(value)}")
     raise ConfigError(key, f"expected {_type_name(tp)}, got {_short(value)}")
 
 

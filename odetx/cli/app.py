@@ -3,20 +3,40 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import sys
 from collections.abc import Callable
 from typing import Any
 
 import typer
+import typer.core
 from rich.markup import escape
 
 import odetx
 from odetx.cli.display import err_console
+from odetx.cli.loading import load_for
+from odetx.cli.options import PluginOpt
 from odetx.errors import OdetxError
+from odetx.origins import load
+
+
+class PluginGroup(typer.core.TyperGroup):
+    """The root command: it loads plugins (:func:`odetx.cli.loading.load_for`) before the
+    subcommand reads its options, so their entries are choices like the built-in ones."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and not args[0].startswith("-") and not ctx.resilient_parsing:
+            try:
+                load_for(args)
+            except OdetxError as e:
+                fail(e.in_command(args[0]), e.exit_code)
+        return super().parse_args(ctx, args)
+
 
 app = typer.Typer(
     name="odetx",
+    cls=PluginGroup,
     help="Train, evaluate, compare and export transformers read as ODE integrators.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -45,8 +65,10 @@ def command(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     never a traceback; errors may name the command ``name`` they stopped."""
 
     @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: Any, plugin: list[str] | None = None, **kwargs: Any) -> Any:
         try:
+            for spec in plugin or []:  # loaded already, before the options were read
+                load(spec)
             return fn(*args, **kwargs)
         except OdetxError as e:
             fail("" if e.every_rank and _rank() > 0 else e.in_command(name), e.exit_code)
@@ -56,6 +78,13 @@ def command(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         except KeyboardInterrupt:
             fail("interrupted; files already written are kept", 130)
 
+    # Every command takes --plugin, declared once here rather than in each command.
+    signature = inspect.signature(fn, eval_str=True)
+    extra = inspect.Parameter("plugin", inspect.Parameter.KEYWORD_ONLY, annotation=PluginOpt)
+    wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*signature.parameters.values(), extra.replace(default=None)]
+    )
+    wrapper.__annotations__ = {**fn.__annotations__, "plugin": PluginOpt}
     return wrapper
 
 

@@ -12,6 +12,8 @@ from odetx.cli import options as o
 from odetx.cli.display import RichReporter, console, print_result_table
 from odetx.compare.request import CompareRequest, compare
 from odetx.compare.sweep import Cell
+from odetx.models import ARCHS
+from odetx.solvers import SOLVERS
 
 SWEEP = "Sweep"
 
@@ -39,8 +41,14 @@ def compare_cmd(
         ),
     ] = None,
     solver: Annotated[
-        list[o.Method] | None,
-        typer.Option("--solver", help="Solver to try (repeatable).", rich_help_panel=o.SOLVER),
+        list[o.Name] | None,
+        typer.Option(
+            "--solver",
+            parser=o.choice(SOLVERS),
+            metavar=o.metavar(SOLVERS),
+            help="Solver to try (repeatable).",
+            rich_help_panel=o.SOLVER,
+        ),
     ] = None,
     steps: Annotated[
         str | None,
@@ -53,9 +61,11 @@ def compare_cmd(
     rtol: o.RtolOpt = None,
     atol: o.AtolOpt = None,
     arch: Annotated[
-        list[o.Arch] | None,
+        list[o.Name] | None,
         typer.Option(
             "--arch",
+            parser=o.choice(ARCHS),
+            metavar=o.metavar(ARCHS),
             help="Integrate the same weights with this arch (repeatable; default: the trained "
             "one).",
             rich_help_panel=o.MODEL,

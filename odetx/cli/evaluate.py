@@ -10,6 +10,7 @@ import typer
 from odetx.cli import options as o
 from odetx.cli.display import console, kv_table, print_solver_override, solver_label
 from odetx.evaluation import evaluate_checkpoint
+from odetx.models import ARCHS
 
 
 def eval_cmd(
@@ -25,9 +26,11 @@ def eval_cmd(
     as_json: o.JsonOpt = False,
     no_ema: o.NoEmaOpt = False,
     arch: Annotated[
-        o.Arch | None,
+        o.Name | None,
         typer.Option(
             "--arch",
+            parser=o.choice(ARCHS),
+            metavar=o.metavar(ARCHS),
             help="Integrate the same weights with this arch (default: the trained one).",
             rich_help_panel=o.MODEL,
         ),

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from odetx.data import DATASETS, SPLITS
 from odetx.models import ARCHS, PRESETS
+from odetx.registry import Registry
 from odetx.runtime.precision import AMP_DTYPES
 from odetx.solvers import SOLVERS
 
@@ -20,11 +22,42 @@ def _choices(name: str, names: list[str]) -> type[enum.Enum]:
     return enum.Enum(name, {n: n for n in names}, type=str)
 
 
-Arch = _choices("Arch", ARCHS.names())
-Method = _choices("Method", SOLVERS.names())
+class Name(str):
+    """A registry name from the command line; ``.value`` is the name, as an Enum choice's."""
+
+    @property
+    def value(self) -> str:
+        return str(self)
+
+
+def choice(registry: Registry[Any]) -> Callable[[str], Name]:
+    """A parser of the names ``registry`` holds when the command line is read, so a plugin
+    loaded by then (``--plugin``) adds its entries to the choices."""
+
+    def parse(text: str) -> Name:
+        if text not in registry:
+            raise typer.BadParameter(f"{text!r} is not one of {', '.join(map(repr, registry))}.")
+        return Name(text)
+
+    return parse
+
+
+def metavar(registry: Registry[Any]) -> str:
+    return f"[{'|'.join(registry)}]"
+
+
+# Plugins add no precision mode; the registry-backed options below take a Name.
 Amp = _choices("Amp", AMP_DTYPES.names())
-Dataset = _choices("Dataset", DATASETS.names())
-PresetName = _choices("PresetName", PRESETS.names())
+
+PluginOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--plugin",
+        metavar="MODULE|FILE.py",
+        help="Load a plugin's variants first (repeatable; see odetx.plugins).",
+        rich_help_panel=OUTPUT,
+    ),
+]
 
 SPLIT_NAMES = ", ".join(SPLITS)
 
@@ -32,13 +65,24 @@ CheckpointArg = Annotated[
     Path, typer.Argument(help="A checkpoint (.pt) or a run directory (uses best.pt).")
 ]
 ArchOpt = Annotated[
-    Arch | None,
+    Name | None,
     typer.Option(
-        "--arch", help="Arch: the splitting scheme of a layer step.", rich_help_panel=MODEL
+        "--arch",
+        parser=choice(ARCHS),
+        metavar=metavar(ARCHS),
+        help="Arch: the splitting scheme of a layer step.",
+        rich_help_panel=MODEL,
     ),
 ]
 PresetOpt = Annotated[
-    PresetName | None, typer.Option("--model", help="Model preset.", rich_help_panel=MODEL)
+    Name | None,
+    typer.Option(
+        "--model",
+        parser=choice(PRESETS),
+        metavar=metavar(PRESETS),
+        help="Model preset.",
+        rich_help_panel=MODEL,
+    ),
 ]
 DepthOpt = Annotated[int | None, typer.Option(help="Equivalent layers D.", rich_help_panel=MODEL)]
 GroupsOpt = Annotated[
@@ -48,7 +92,14 @@ GroupsOpt = Annotated[
     ),
 ]
 SolverOpt = Annotated[
-    Method | None, typer.Option("--solver", help="ODE solver.", rich_help_panel=SOLVER)
+    Name | None,
+    typer.Option(
+        "--solver",
+        parser=choice(SOLVERS),
+        metavar=metavar(SOLVERS),
+        help="ODE solver.",
+        rich_help_panel=SOLVER,
+    ),
 ]
 StepsOpt = Annotated[
     int | None, typer.Option(help="Solver steps per group (fixed-step).", rich_help_panel=SOLVER)
@@ -68,7 +119,14 @@ AdjointOpt = Annotated[
     ),
 ]
 DatasetOpt = Annotated[
-    Dataset | None, typer.Option("--dataset", help="Dataset.", rich_help_panel=DATA)
+    Name | None,
+    typer.Option(
+        "--dataset",
+        parser=choice(DATASETS),
+        metavar=metavar(DATASETS),
+        help="Dataset.",
+        rich_help_panel=DATA,
+    ),
 ]
 DataDirOpt = Annotated[
     Path | None,

@@ -17,6 +17,7 @@ from odetx.errors import CheckpointError, ConfigError
 from odetx.models import build_model
 from odetx.models.archs import ARCHS
 from odetx.models.factory import resolve_model
+from odetx.origins import require
 from odetx.resolve import resolve
 from odetx.runtime.device import resolve_device
 from odetx.solvers import fit_coefficients, resolve_solver, validate_solver
@@ -94,8 +95,13 @@ def load_model(
     path = resolve_checkpoint_path(checkpoint, "best.pt")
     ckpt = load_checkpoint(path)
     try:
-        config = resolve(from_dict(Config, ckpt["config"]))
+        parsed = from_dict(Config, ckpt["config"])
         info = from_dict(DataInfo, ckpt["data_info"])
+    except ConfigError as e:
+        raise CheckpointError(f"{path} carries an invalid config ({e})") from None
+    require(parsed.plugins, str(path))  # loaded where they can be, else named in one line
+    try:
+        config = resolve(parsed)
     except ConfigError as e:
         raise CheckpointError(f"{path} carries an invalid config ({e})") from None
     solver = override_solver(config.solver, solver_overrides or {})

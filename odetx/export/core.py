@@ -151,12 +151,16 @@ def refuse_adaptive(loaded: LoadedModel) -> None:
 
 
 def metadata(loaded: LoadedModel, fmt: ExportFormat, signature: list[str]) -> str:
-    """``odetx.json``: enough to know what the artefact is without odetx."""
+    """``odetx.json``: enough to know what the artefact is without odetx; ``plugins``: those
+    whose entries made it (the run's, and the format's own if a plugin adds it)."""
     config = dataclasses.replace(loaded.config, solver=loaded.solver)
+    made_by = FORMATS.origin(fmt.name)
+    plugins = dict.fromkeys([*config.plugins, *([made_by] if made_by is not None else [])])
     return json.dumps(
         {
             "odetx_version": odetx.__version__,
             "torch_version": torch.__version__,
+            "plugins": [p.to_dict() for p in plugins],
             "format": fmt.name,
             "checkpoint": str(loaded.path),
             "config": config.to_dict(),

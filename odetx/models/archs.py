@@ -29,6 +29,33 @@ class Arch:
     order: int
     description: str
 
+    def __post_init__(self) -> None:
+        # Consistency, as a tableau's rows sum to c: over one step the arch integrates A
+        # and M each for exactly the whole step (BOTH counts for both), so it approximates
+        # the flow of A + M at all. Fractions may be negative (higher-order splittings
+        # step backwards), never zero.
+        if not self.substeps:
+            raise ValueError(f"{self.name}: an arch needs at least one substep")
+        span = {ATTN: 0.0, MLP: 0.0}
+        for which, fraction in self.substeps:
+            if which not in (ATTN, MLP, BOTH):
+                raise ValueError(
+                    f"{self.name}: a substep's field is ATTN, MLP or BOTH, not {which}"
+                )
+            if fraction == 0:
+                raise ValueError(f"{self.name}: a substep of zero length does nothing")
+            for field in (ATTN, MLP):
+                if which in (field, BOTH):
+                    span[field] += fraction
+        for field, word in ((ATTN, "attention"), (MLP, "MLP")):
+            if abs(span[field] - 1.0) > 1e-9:
+                raise ValueError(
+                    f"{self.name}: the {word} field is integrated over {span[field]:g} of the "
+                    "step, not 1"
+                )
+        if self.order < 0:
+            raise ValueError(f"{self.name}: the splitting order is 0 (unsplit) or more")
+
 
 ARCHS: Registry[Arch] = Registry("arch")
 
