@@ -69,6 +69,7 @@ class SolverConfig:
     atol: float | None = None
     max_num_steps: int | None = None
     adjoint: bool = False
+    per_sample: bool = False  # embedded pairs: each sample its own steps (odetx's integrator)
 
 
 @dataclass(frozen=True)

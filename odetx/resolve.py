@@ -86,6 +86,12 @@ def check_regularisers(train: TrainConfig, model: ModelConfig, solver: SolverCon
         raise ConfigError(
             "solver.adjoint", "train.reg_kinetic, reg_jacobian and steer need solver.adjoint=false"
         )
+    if active and solver.per_sample:
+        raise ConfigError(
+            "solver.per_sample",
+            "train.reg_kinetic, reg_jacobian and steer run batch-shared solves; "
+            "train with solver.per_sample=false and evaluate with --per-sample",
+        )
 
 
 def build_config(

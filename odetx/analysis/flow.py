@@ -83,7 +83,8 @@ def substep_map(
     if not SOLVERS[solver.method].adaptive:
         return lambda x: block.rk_step(which, t, x, h, mask)
     one = dataclasses.replace(solver, steps=1)
-    sub = build_integrator(block.field, one, [(which, 1.0)], t, t + h)
+    timed = bool(getattr(block, "time_dependent", True))
+    sub = build_integrator(block.field, one, [(which, 1.0)], t, t + h, time_dependent=timed)
     return lambda x: sub(x, mask)
 
 

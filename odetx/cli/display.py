@@ -45,8 +45,17 @@ def kv_table(title: str, rows: dict[str, Any]) -> Table:
 
 def solver_label(solver) -> str:
     if solver.rtol is not None:
-        return f"{solver.method} (rtol {solver.rtol:g}, atol {solver.atol:g})"
+        each = ", per sample" if getattr(solver, "per_sample", False) else ""
+        return f"{solver.method} (rtol {solver.rtol:g}, atol {solver.atol:g}{each})"
     return f"{solver.method} ({solver.steps} step{'s' if solver.steps != 1 else ''})"
+
+
+def nfe_line(stats: dict[str, float]) -> str:
+    """Per-sample NFE statistics in one line (``mean_right``/``mean_wrong`` if known)."""
+    line = ", ".join(f"{k} {stats[k]:.4g}" for k in ("mean", "median", "p90", "max"))
+    if "mean_right" in stats:
+        line += f"; mean right {stats['mean_right']:.4g}, wrong {stats['mean_wrong']:.4g}"
+    return line
 
 
 def print_solver_override(solver, trained_solver, to: Console | None = None) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from odetx.cli import options as o
-from odetx.cli.display import console, kv_table, print_solver_override, solver_label
+from odetx.cli.display import console, kv_table, nfe_line, print_solver_override, solver_label
 from odetx.evaluation import evaluate_checkpoint
 from odetx.models import ARCHS
 
@@ -19,6 +19,7 @@ def eval_cmd(
     steps: o.StepsOpt = None,
     rtol: o.RtolOpt = None,
     atol: o.AtolOpt = None,
+    per_sample: o.PerSampleOpt = None,
     split: Annotated[str, typer.Option(help=o.SPLIT_NAMES, rich_help_panel=o.DATA)] = "test",
     data_dir: o.DataDirOpt = None,
     batch_size: o.BatchOpt = None,
@@ -40,7 +41,7 @@ def eval_cmd(
     run = evaluate_checkpoint(
         checkpoint,
         split,
-        o.solver_overrides(solver, steps, rtol, atol),
+        o.solver_overrides(solver, steps, rtol, atol, per_sample),
         str(data_dir) if data_dir else None,
         batch_size,
         device or "cpu",
@@ -78,6 +79,8 @@ def eval_cmd(
             "samples": result.samples,
             **({"classes": ", ".join(loaded.info.classes)} if loaded.info.classes else {}),
         }
+    if result.nfe_per_sample:
+        scores["NFE per sample"] = nfe_line(result.nfe_per_sample)
     console.print(
         kv_table(
             f"odetx eval — {loaded.config.data.name} {split}",

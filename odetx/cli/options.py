@@ -118,6 +118,15 @@ AdjointOpt = Annotated[
         rich_help_panel=SOLVER,
     ),
 ]
+PerSampleOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--per-sample/--batch-shared",
+        help="Adaptive embedded pairs (dopri5, bosh3, adaptive_heun, tsit5): each sample takes "
+        "its own steps (odetx's integrator) rather than the batch sharing torchdiffeq's.",
+        rich_help_panel=SOLVER,
+    ),
+]
 DatasetOpt = Annotated[
     Name | None,
     typer.Option(
@@ -153,11 +162,12 @@ JsonOpt = Annotated[
 ]
 
 
-def solver_overrides(solver, steps, rtol, atol) -> dict:
+def solver_overrides(solver, steps, rtol, atol, per_sample=None) -> dict:
     """The solver flags given on the command line, as config fields."""
     return {
         "method": solver.value if solver is not None else None,
         "steps": steps,
         "rtol": rtol,
         "atol": atol,
+        "per_sample": per_sample,
     }

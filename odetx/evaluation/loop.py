@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 
 from odetx.data.base import IGNORE_INDEX
 from odetx.errors import SolverError
+from odetx.solvers.persample import per_sample_nfe
 
 TOP_K = 5
 
@@ -36,6 +37,9 @@ class EvalResult:
     lm: bool = False
     top5: float | None = None  # classifiers of more than five classes
     tokens_per_byte: float = 1.0  # language models: the split's tokens per UTF-8 byte
+    # Field evaluations per sample (an image, a sequence, a language model's window):
+    # mean, median, p90, max; classifiers also over the samples it gets right and wrong.
+    nfe_per_sample: dict[str, float] | None = None
 
     @property
     def bpb(self) -> float:
@@ -54,6 +58,8 @@ class EvalResult:
             del out["tokens_per_byte"]
         if self.top5 is None:
             del out["top5"]
+        if self.nfe_per_sample is None:
+            del out["nfe_per_sample"]
         if self.lm:
             out.update(bpb=self.bpb, ppl=self.ppl)
         return out
@@ -95,6 +101,24 @@ def tokens_per_byte(dataset) -> float:
     return float(getattr(dataset, "tokens_per_byte", 1.0))
 
 
+def nfe_summary(nfe: torch.Tensor, right: torch.Tensor | None = None) -> dict[str, float]:
+    """Mean, median, 90th percentile and max of per-sample NFE ``(n,)``; with ``right``
+    (bool ``(n,)``: the prediction was correct), the mean over right and wrong ones."""
+    nfe = nfe.double()
+    if nfe.numel() == 0:
+        return {}
+    out = {
+        "mean": float(nfe.mean()),
+        "median": float(nfe.quantile(0.5)),
+        "p90": float(nfe.quantile(0.9)),
+        "max": float(nfe.max()),
+    }
+    if right is not None:
+        for key, sel in (("mean_right", right), ("mean_wrong", ~right)):
+            out[key] = float(nfe[sel].mean()) if bool(sel.any()) else float("nan")
+    return out
+
+
 def check_finite(out: torch.Tensor, where: str) -> None:
     if not torch.isfinite(out).all():
         raise SolverError(
@@ -121,6 +145,8 @@ def evaluate(
     model.eval()
     total_loss, correct, correct5, n, nfe, batches = 0.0, 0, 0, 0, 0.0, 0
     lm = False
+    per_sample: list[torch.Tensor] = []
+    rights: list[torch.Tensor] = []
     start = time.perf_counter()
     for batch in loader:
         if batch is None:  # every example of it left out (image files that do not decode)
@@ -129,6 +155,9 @@ def evaluate(
         with autocast():
             logits, y = forward_batch(model, batch, device)
         lm = logits.ndim == 3
+        per_sample.append(per_sample_nfe(stack, logits.shape[0]))
+        if not lm:
+            rights.append((logits.argmax(-1) == y).cpu())
         logits, y = flat_targets(logits.float(), y)
         check_finite(logits, "evaluation")
         nfe += stack.nfe()
@@ -154,4 +183,9 @@ def evaluate(
         lm=lm,
         top5=correct5 / max(n, 1) if has_top5 else None,
         tokens_per_byte=tokens_per_byte(loader.dataset),
+        nfe_per_sample=nfe_summary(
+            torch.cat(per_sample) if per_sample else torch.zeros(0),
+            torch.cat(rights) if rights and not lm else None,
+        )
+        or None,
     )

@@ -39,6 +39,7 @@ class ODEStack(nn.Module):
                 width=model.dim,
                 drop_path=model.drop_path,
                 depth=model.depth,
+                time_dependent=model.time != "none",
             )
             for g in range(model.groups)
         )

@@ -1,4 +1,5 @@
-"""Solvers: Butcher tableaus + the odetx fixed-step integrator; torchdiffeq for adaptive ones."""
+"""Solvers: Butcher tableaus + the odetx fixed-step integrator; torchdiffeq for adaptive ones,
+and odetx's own per-sample adaptive integrator for embedded pairs (``solver.per_sample``)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from odetx.config import SolverConfig
 from odetx.errors import ConfigError
 from odetx.registry import Registry
 from odetx.solvers.adaptive import ADAPTIVE, ADAPTIVE_DEFAULTS, AdaptiveIntegrator
+from odetx.solvers.embedded import EMBEDDED, EmbeddedTableau
 from odetx.solvers.fixed import FixedStepIntegrator
 from odetx.solvers.learned import LEARNED, fit_coefficients, is_coefficient
+from odetx.solvers.persample import PerSampleIntegrator
 from odetx.solvers.tableau import TABLEAUS, ButcherTableau
 
 
@@ -31,6 +34,11 @@ class SolverInfo:
     def adaptive(self) -> bool:
         return self.kind == "adaptive"
 
+    @property
+    def per_sample(self) -> bool:
+        """Whether odetx has the method as an embedded pair (``solver.per_sample``)."""
+        return self.name in EMBEDDED
+
 
 SOLVERS: Registry[SolverInfo] = Registry("solver")
 for _name, _t in TABLEAUS.items():
@@ -38,15 +46,21 @@ for _name, _t in TABLEAUS.items():
         _name, SolverInfo(_name, _t.order, "fixed-step", _t.stages, "odetx", _t.reference)
     )
 for _name, _m in ADAPTIVE.items():
-    SOLVERS.register(
-        _name, SolverInfo(_name, _m.order, "adaptive", None, "torchdiffeq", _m.reference)
-    )
+    _source = "torchdiffeq; odetx per sample" if _name in EMBEDDED else "torchdiffeq"
+    SOLVERS.register(_name, SolverInfo(_name, _m.order, "adaptive", None, _source, _m.reference))
+for _name, _e in EMBEDDED.items():
+    if _name not in ADAPTIVE:  # odetx's own pairs: per sample only
+        SOLVERS.register(
+            _name,
+            SolverInfo(_name, _e.order, "adaptive", _e.stages, "odetx per sample", _e.reference),
+        )
 for _name, _l in LEARNED.items():
     SOLVERS.register(
         _name, SolverInfo(_name, None, "learned", _l.base.stages, "odetx", _l.reference)
     )
 
-ADAPTIVE_NAMES = ", ".join(ADAPTIVE.names())
+ADAPTIVE_NAMES = ", ".join(n for n, i in SOLVERS.items() if i.adaptive)
+EMBEDDED_NAMES = ", ".join(EMBEDDED.names())
 
 Substeps = list[tuple[int, float]]
 
@@ -63,6 +77,7 @@ def validate_solver(cfg: SolverConfig) -> None:
         raise ConfigError("solver.steps", f"must be a positive integer, got {cfg.steps}")
     if cfg.steps > MAX_STEPS:
         raise ConfigError("solver.steps", f"must be at most {MAX_STEPS:,}")
+    check_per_sample(cfg)
     if not info.adaptive:
         for key in ("rtol", "atol", "max_num_steps"):
             if getattr(cfg, key) is not None:
@@ -90,6 +105,28 @@ def validate_solver(cfg: SolverConfig) -> None:
         )
 
 
+def check_per_sample(cfg: SolverConfig) -> None:
+    """``solver.per_sample`` needs one of odetx's embedded pairs; odetx's own pairs
+    (tsit5) run only per sample; the adjoint method is torchdiffeq's, batch-shared."""
+    if cfg.per_sample and cfg.method not in EMBEDDED:
+        raise ConfigError(
+            "solver.per_sample",
+            f"needs an embedded Runge–Kutta pair ({EMBEDDED_NAMES}); {cfg.method} is not one",
+        )
+    if cfg.per_sample and cfg.adjoint:
+        raise ConfigError(
+            "solver.adjoint",
+            "per-sample steps backpropagate through their steps directly; "
+            "set solver.adjoint=false (the adjoint is torchdiffeq's, batch-shared)",
+        )
+    if not cfg.per_sample and cfg.method in EMBEDDED and cfg.method not in ADAPTIVE:
+        raise ConfigError(
+            "solver.per_sample",
+            f"{cfg.method} is odetx's own embedded pair and runs per sample only; "
+            "add --per-sample (solver.per_sample=true)",
+        )
+
+
 def resolve_solver(cfg: SolverConfig) -> SolverConfig:
     """``cfg`` with the adaptive defaults filled in (fixed-step configs are returned as is)."""
     if not SOLVERS[cfg.method].adaptive:
@@ -109,14 +146,18 @@ def build_integrator(
     width: int = 0,
     drop_path: float = 0.0,
     depth: float = 0.0,
+    time_dependent: bool = True,
 ) -> nn.Module:
     """The integrator a resolved ``cfg`` names, over ``field`` on ``[t0, t1]``.
 
     ``width`` is the model's ``dim`` (learned gates read the state); ``drop_path``
     and ``depth`` (the stack's end) set stochastic depth, which only fixed-step
     integrators apply (an adaptive one is only ever built with it for evaluation,
-    where it is off).
+    where it is off). ``time_dependent=False`` tells a per-sample integrator that the
+    field ignores ``t``, so samples at different times share one evaluation.
     """
+    if cfg.per_sample:
+        return _per_sample(field, cfg, substeps, t0, t1, time_dependent)
     build = _BUILDERS[SOLVERS[cfg.method].kind]
     return build(field, cfg, substeps, t0, t1, width, drop_path, depth)
 
@@ -151,6 +192,25 @@ def _adaptive(
     )
 
 
+def _per_sample(
+    field: nn.Module,
+    cfg: SolverConfig,
+    substeps: Substeps,
+    t0: float,
+    t1: float,
+    time_dependent: bool,
+) -> nn.Module:
+    opts = {k: getattr(cfg, k) for k in ADAPTIVE_DEFAULTS}
+    if None in opts.values():
+        raise ValueError(
+            f"unresolved solver options {opts}: pass the config through resolve_solver"
+        )
+    return PerSampleIntegrator(
+        field, EMBEDDED[cfg.method], substeps, cfg.steps, t0, t1,
+        time_dependent=time_dependent, **opts,
+    )  # fmt: skip
+
+
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "fixed-step": _fixed,
     "learned": _learned,
@@ -162,6 +222,10 @@ __all__ = [
     "ADAPTIVE",
     "ADAPTIVE_NAMES",
     "AdaptiveIntegrator",
+    "EMBEDDED",
+    "EMBEDDED_NAMES",
+    "EmbeddedTableau",
+    "PerSampleIntegrator",
     "ButcherTableau",
     "FixedStepIntegrator",
     "LEARNED",
