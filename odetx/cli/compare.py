@@ -58,8 +58,30 @@ def compare_cmd(
             rich_help_panel=o.SOLVER,
         ),
     ] = None,
-    rtol: o.RtolOpt = None,
-    atol: o.AtolOpt = None,
+    rtol: Annotated[
+        str | None,
+        typer.Option(
+            help="Relative tolerance of adaptive solvers; comma-separated values sweep them "
+            "(e.g. 1e-1,1e-2,1e-3; then atol = rtol unless --atol).",
+            rich_help_panel=o.SOLVER,
+        ),
+    ] = None,
+    atol: Annotated[
+        str | None,
+        typer.Option(
+            help="Absolute tolerance (adaptive): one value, or one per --rtol.",
+            rich_help_panel=o.SOLVER,
+        ),
+    ] = None,
+    per_sample: Annotated[
+        bool,
+        typer.Option(
+            "--per-sample",
+            help="Also run each adaptive embedded pair per sample (odetx's integrator), beside "
+            "its batch-shared torchdiffeq solve.",
+            rich_help_panel=o.SOLVER,
+        ),
+    ] = False,
     arch: Annotated[
         list[o.Name] | None,
         typer.Option(
@@ -116,6 +138,7 @@ def compare_cmd(
         steps=steps,
         rtol=rtol,
         atol=atol,
+        per_sample=per_sample,
         archs=[a.value for a in arch or []],
         split=split,
         data_dir=data_dir,

@@ -50,11 +50,12 @@ def solver_label(solver) -> str:
     return f"{solver.method} ({solver.steps} step{'s' if solver.steps != 1 else ''})"
 
 
-def nfe_line(stats: dict[str, float]) -> str:
+def nfe_line(stats: dict[str, float | None]) -> str:
     """Per-sample NFE statistics in one line (``mean_right``/``mean_wrong`` if known)."""
     line = ", ".join(f"{k} {stats[k]:.4g}" for k in ("mean", "median", "p90", "max"))
     if "mean_right" in stats:
-        line += f"; mean right {stats['mean_right']:.4g}, wrong {stats['mean_wrong']:.4g}"
+        right, wrong = (stats[k] for k in ("mean_right", "mean_wrong"))
+        line += f"; mean right {fmt(right)}, wrong {fmt(wrong)}"
     return line
 
 

@@ -39,19 +39,23 @@ def export_cmd(
     ] = False,
     solver: o.SolverOpt = None,
     steps: o.StepsOpt = None,
+    rtol: o.RtolOpt = None,
+    atol: o.AtolOpt = None,
+    per_sample: o.PerSampleOpt = None,
     as_json: o.JsonOpt = False,
     no_ema: o.NoEmaOpt = False,
 ) -> None:
     """Export a trained model for plain-torch inference, checked against the eager model.
 
-    The solver (fixed-step only) is baked into the artefact; TorchScript keeps its step
-    count a runtime attribute. The file loads without odetx, for any batch size.
+    The solver (fixed-step, or adaptive per sample with --per-sample, TorchScript only) is
+    baked into the artefact; TorchScript keeps its step count, or its tolerances, runtime
+    attributes. The file loads without odetx, for any batch size.
     """
     report = export_checkpoint(
         checkpoint,
         out,
         fmt,
-        o.solver_overrides(solver, steps, None, None),
+        o.solver_overrides(solver, steps, rtol, atol, per_sample),
         force,
         ema=not no_ema,
     )
@@ -69,7 +73,7 @@ def export_cmd(
                 "checkpoint": str(report.checkpoint),
                 "arch": report.arch,
                 "solver": solver_label(report.solver),
-                "steps": report.format.steps,
+                "steps": report.steps,
                 "inputs": "\n".join(report.signature),
                 "load": f"{report.load_hint}\n{report.call}",
                 "parity": (

@@ -45,6 +45,7 @@ def train(
     rtol: o.RtolOpt = None,
     atol: o.AtolOpt = None,
     adjoint: o.AdjointOpt = None,
+    per_sample: o.PerSampleOpt = None,
     dataset: o.DatasetOpt = None,
     data_dir: o.DataDirOpt = None,
     download: Annotated[
@@ -137,6 +138,7 @@ def train(
         "solver.rtol": rtol,
         "solver.atol": atol,
         "solver.adjoint": adjoint,
+        "solver.per_sample": per_sample,
         "data.name": dataset.value if dataset else None,
         "data.root": str(data_dir) if data_dir else None,
         "data.download": download,

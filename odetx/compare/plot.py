@@ -65,7 +65,7 @@ def plot(table: ResultTable, path: str | Path, convergence: bool) -> None:
             label=label,
         )
     ax.set_xscale("log")
-    ax.set_xlabel("NFE per forward")
+    ax.set_xlabel("NFE per forward (per-sample solvers: mean per sample)")
     what = "bits per byte" if acc_key.endswith("bpb") else "accuracy"
     ax.set_ylabel(f"{'test ' if acc_key.startswith('test') else ''}{what}")
     ax.set_title(f"{what} against cost")

@@ -8,6 +8,7 @@ Three modes: one checkpoint integrated with other solvers and archs
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,8 +30,8 @@ class CompareRequest:
     targets: list[str] = field(default_factory=list)
     solvers: list[str] = field(default_factory=list)
     steps: str | None = None  # comma-separated, as typed
-    rtol: float | None = None
-    atol: float | None = None
+    rtol: str | float | None = None  # one tolerance, or comma-separated ones to sweep
+    atol: str | float | None = None
     archs: list[str] = field(default_factory=list)
     split: str | None = None
     data_dir: Path | None = None
@@ -42,6 +43,7 @@ class CompareRequest:
     json: Path | None = None
     plot: Path | None = None
     ema: bool = True  # False: --no-ema, a train.ema checkpoint's trained weights
+    per_sample: bool = False  # adaptive embedded pairs also per sample (odetx's integrator)
 
     def solver_flags(self) -> list[str]:
         """The flags given that only comparing solvers on one checkpoint takes."""
@@ -56,6 +58,7 @@ class CompareRequest:
             "--batch-size": self.batch_size,
             "--device": self.device,
             "--no-ema": None if self.ema else True,
+            "--per-sample": True if self.per_sample else None,
         }
         return [flag for flag, value in flags.items() if value not in (None, [])]
 
@@ -92,6 +95,22 @@ def parse_steps(text: str | None) -> list[int]:
     if not steps or any(s <= 0 for s in steps):
         raise ConfigError("--steps", f"expected positive integers, got {text!r}")
     return steps
+
+
+def parse_tolerances(text: str | float | None, flag: str) -> list[float] | None:
+    """``"1e-1,1e-2"`` as ``[0.1, 0.01]`` (a number stays one value); None if not given."""
+    if text is None:
+        return None
+    if isinstance(text, (int, float)):
+        values = [float(text)]
+    else:
+        try:
+            values = [float(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise ConfigError(flag, f"expected comma-separated numbers, got {text!r}") from None
+    if not values or not all(v > 0 and math.isfinite(v) for v in values):
+        raise ConfigError(flag, f"expected positive finite numbers, got {text!r}")
+    return values
 
 
 def _is_checkpoint(target: str) -> bool:
@@ -160,6 +179,8 @@ def compare(
     if req.split is not None:
         check_split(req.split)
     steps = parse_steps(req.steps)
+    rtols = parse_tolerances(req.rtol, "--rtol")
+    atols = parse_tolerances(req.atol, "--atol")
     outputs = req.outputs()
     for label, (path, suffix) in outputs.items():
         _check_output(f"--{label}", path, suffix)
@@ -172,14 +193,15 @@ def compare(
             req.targets[0],
             req.solvers,
             steps,
-            req.rtol,
-            req.atol,
+            rtols[0] if rtols and len(rtols) == 1 else rtols,
+            atols[0] if atols and len(atols) == 1 else atols,
             req.archs,
             split=req.split or "test",
             batch_size=req.batch_size,
             device=req.device or "cpu",
             data_root=str(req.data_dir) if req.data_dir else None,
             ema=req.ema,
+            per_sample=req.per_sample,
         )
     else:
         table = runs_table(req.targets)

@@ -35,7 +35,7 @@ from odetx.evaluation import (
 )
 from odetx.models import ARCHS
 from odetx.runtime.loaders import make_loader
-from odetx.solvers import ADAPTIVE_NAMES, SOLVERS
+from odetx.solvers import ADAPTIVE, ADAPTIVE_NAMES, EMBEDDED_NAMES, SOLVERS
 
 # The reference: rk4 on the unsplit field with this many steps per group; the same
 # solve at half the steps estimates the reference's own error.
@@ -55,6 +55,9 @@ COLUMNS = [
     Column("bpb", "bits/byte", "min", "{:.4f}"),
     Column("delta_bpb", "Δ bits/byte", "min", "{:+.4f}"),
     Column("nfe", "NFE", "min", "{:.4g}"),
+    Column("nfe_p90", "NFE p90", "min", "{:.4g}"),
+    Column("nfe_max", "NFE max", "min", "{:.4g}"),
+    Column("rtol", "rtol", None, "{:g}"),
     Column("samples_per_s", "samples/s", "max", "{:.0f}"),
     Column("error", "error", "min", "{:.2e}"),
     Column("local_order", "local order", None, "{:.2f}"),
@@ -78,26 +81,65 @@ def expected_order(arch: str, method: str) -> int | None:
     return solver if split == 0 else min(split, solver)
 
 
+Tolerances = list[tuple[float | None, float | None]]
+
+
+def tolerance_pairs(
+    rtol: float | list[float] | None, atol: float | list[float] | None
+) -> Tolerances:
+    """``(rtol, atol)`` for each adaptive setting: one per ``rtol`` (a list sweeps them);
+    one ``atol`` applies to all, several pair up with the ``rtol`` values, and with
+    several ``rtol`` and no ``atol`` each takes ``atol = rtol``."""
+    rtols = rtol if isinstance(rtol, list) else [rtol]
+    atols = atol if isinstance(atol, list) else [atol]
+    if len(atols) == 1:
+        if atols[0] is None and len(rtols) > 1:
+            return [(r, r) for r in rtols]
+        return [(r, atols[0]) for r in rtols]
+    if len(rtols) == 1:
+        return [(rtols[0], a) for a in atols]
+    if len(rtols) != len(atols):
+        raise ConfigError("--atol", f"give one value or one per --rtol ({len(rtols)})")
+    return list(zip(rtols, atols, strict=True))
+
+
+def _modes(method: str, per_sample: bool) -> list[bool]:
+    """``per_sample`` values to run ``method`` with: torchdiffeq's batch-shared steps where
+    it has the method, and odetx's per-sample ones with ``--per-sample`` (or only them)."""
+    modes = [False] if method in ADAPTIVE else []
+    if SOLVERS[method].per_sample and (per_sample or not modes):
+        modes.append(True)
+    return modes
+
+
 def settings(
     loaded: LoadedModel,
     methods: list[str],
     steps: list[int],
-    rtol: float | None,
-    atol: float | None,
+    rtol: float | list[float] | None,
+    atol: float | list[float] | None,
     archs: list[str],
+    per_sample: bool = False,
 ) -> list[Setting]:
-    """Every (arch, solver, steps) to try; adaptive solvers take the tolerances instead.
+    """Every (arch, solver, steps) to try; adaptive solvers take the tolerances instead,
+    each batch-shared and, with ``per_sample``, per sample too.
 
     Raises:
-        ConfigError: tolerances with no adaptive solver, steps with no fixed-step one.
+        ConfigError: tolerances with no adaptive solver, steps with no fixed-step one,
+            ``per_sample`` with no embedded pair.
     """
     methods = list(dict.fromkeys(methods or [loaded.trained_solver.method]))
     for method in methods:
         SOLVERS.lookup(method, "--solver")
     fixed = [m for m in methods if not SOLVERS[m].adaptive]
-    if (rtol is not None or atol is not None) and len(fixed) == len(methods):
+    if per_sample and not any(SOLVERS[m].per_sample for m in methods):
         raise ConfigError(
-            "--rtol" if rtol is not None else "--atol",
+            "--per-sample", f"needs an embedded pair among the solvers ({EMBEDDED_NAMES})"
+        )
+    given = [v for v in (rtol, atol) if v not in (None, [])]
+    if given and len(fixed) == len(methods):
+        raise ConfigError(
+            "--rtol" if rtol not in (None, []) else "--atol",
             f"applies to adaptive solvers ({ADAPTIVE_NAMES}); "
             f"{', '.join(methods)} {'is' if len(methods) == 1 else 'are'} fixed-step",
         )
@@ -105,11 +147,16 @@ def settings(
         raise ConfigError(
             "--steps", f"applies to fixed-step solvers; {', '.join(methods)} adapt their steps"
         )
+    tols = tolerance_pairs(rtol, atol)
     out = []
     for arch in dict.fromkeys(archs):
         for method in methods:
             if SOLVERS[method].adaptive:
-                cfgs = [{"method": method, "rtol": rtol, "atol": atol}]
+                cfgs = [
+                    {"method": method, "rtol": r, "atol": a, "per_sample": each}
+                    for r, a in tols
+                    for each in _modes(method, per_sample)
+                ]
             else:
                 trained_steps = loaded.trained_solver.steps
                 cfgs = [
@@ -144,8 +191,8 @@ def compare_solvers(
     checkpoint: str | Path,
     methods: list[str],
     steps: list[int],
-    rtol: float | None = None,
-    atol: float | None = None,
+    rtol: float | list[float] | None = None,
+    atol: float | list[float] | None = None,
     archs: list[str] | None = None,
     split: str = "test",
     batch_size: int | None = None,
@@ -154,6 +201,7 @@ def compare_solvers(
     convergence_samples: int = 64,
     convergence_tokens: int = 256,
     ema: bool = True,
+    per_sample: bool = False,
 ) -> ResultTable:
     """Evaluate ``checkpoint`` under every setting; returns the table (rows carry raw values).
 
@@ -161,12 +209,14 @@ def compare_solvers(
     difference from the trained-with setting, and the float64 relative error of
     the logits against a fine unsplit solve on ``convergence_samples`` examples
     (language models: windows holding about ``convergence_tokens`` tokens);
-    rows of one fixed-step (arch, solver) share its fitted empirical order.
+    rows of one fixed-step (arch, solver) share its fitted empirical order. Adaptive rows
+    run at each tolerance, batch-shared and, with ``per_sample``, per sample; NFE is then
+    the mean field evaluations per sample, beside their p90 and max.
     """
     check_split(split)
     loaded = load_model(checkpoint, device=device, ema=ema)
     model_cfg = loaded.config.model
-    todo = settings(loaded, methods, steps, rtol, atol, archs or [model_cfg.arch])
+    todo = settings(loaded, methods, steps, rtol, atol, archs or [model_cfg.arch], per_sample)
     dataset = load_split(loaded, split, data_root)
     loader = eval_loader(loaded, dataset, batch_size)
     dev = loaded.device
@@ -192,10 +242,12 @@ def compare_solvers(
         model = loaded.rebuild(s.solver, arch=s.arch)
         result: EvalResult = trained if is_trained else evaluate(model, loader, dev)
         adaptive = SOLVERS[s.solver.method].adaptive
+        stats = result.nfe_per_sample or {}
         rows.append(
             {
                 "arch": s.arch,
-                "solver": s.solver.method,
+                "solver": s.solver.method + (" per sample" if s.solver.per_sample else ""),
+                "per_sample": s.solver.per_sample,
                 "steps": None if adaptive else s.solver.steps,
                 "h": None if adaptive else span / s.solver.steps,
                 "rtol": s.solver.rtol,
@@ -207,6 +259,7 @@ def compare_solvers(
                 "bpb": result.bpb if result.lm else None,
                 "delta_bpb": result.bpb - trained.bpb if result.lm else None,
                 "nfe": result.nfe,
+                **{f"nfe_{k}": v for k, v in stats.items()},
                 "samples_per_s": result.samples_per_s,
                 "error": relative_error(_logits64(model, probe_inputs), reference),
                 "order": None,
@@ -232,13 +285,14 @@ def compare_solvers(
     table = ResultTable(f"{loaded.path} on {loaded.config.data.name} {split}", COLUMNS, rows)
     ts = loaded.trained_solver
     if SOLVERS[ts.method].adaptive:
-        how = f"rtol {ts.rtol:g}, atol {ts.atol:g}"
+        how = f"rtol {ts.rtol:g}, atol {ts.atol:g}" + (", per sample" if ts.per_sample else "")
     else:
         how = f"{ts.steps} step{'s' if ts.steps != 1 else ''}"
     table.notes += [
         f"trained with {model_cfg.arch} / {ts.method} ({how}): accuracy {trained.acc:.4f}, "
         f"NFE {trained.nfe:g} (italic row; Δ acc is the difference from it)",
-        "NFE: full-field evaluations per forward (A or M alone counts one half), all groups",
+        "NFE: full-field evaluations per forward (A or M alone counts one half), all groups; "
+        "per sample: the mean over samples of each one's own, beside their p90 and max",
         f"error: relative L2 distance of the logits from an unsplit rk4 solve with "
         f"{REFERENCE.steps} steps per group (its own error ≈ {reference_error:.1e}), float64, "
         f"{len(probe[-1])} {split} samples",

@@ -39,7 +39,7 @@ class EvalResult:
     tokens_per_byte: float = 1.0  # language models: the split's tokens per UTF-8 byte
     # Field evaluations per sample (an image, a sequence, a language model's window):
     # mean, median, p90, max; classifiers also over the samples it gets right and wrong.
-    nfe_per_sample: dict[str, float] | None = None
+    nfe_per_sample: dict[str, float | None] | None = None
 
     @property
     def bpb(self) -> float:
@@ -101,7 +101,7 @@ def tokens_per_byte(dataset) -> float:
     return float(getattr(dataset, "tokens_per_byte", 1.0))
 
 
-def nfe_summary(nfe: torch.Tensor, right: torch.Tensor | None = None) -> dict[str, float]:
+def nfe_summary(nfe: torch.Tensor, right: torch.Tensor | None = None) -> dict[str, float | None]:
     """Mean, median, 90th percentile and max of per-sample NFE ``(n,)``; with ``right``
     (bool ``(n,)``: the prediction was correct), the mean over right and wrong ones."""
     nfe = nfe.double()
@@ -115,7 +115,7 @@ def nfe_summary(nfe: torch.Tensor, right: torch.Tensor | None = None) -> dict[st
     }
     if right is not None:
         for key, sel in (("mean_right", right), ("mean_wrong", ~right)):
-            out[key] = float(nfe[sel].mean()) if bool(sel.any()) else float("nan")
+            out[key] = float(nfe[sel].mean()) if bool(sel.any()) else None
     return out
 
 

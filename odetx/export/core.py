@@ -61,6 +61,10 @@ class ExportReport:
     def load_hint(self) -> str:
         return self.format.load_hint.format(path=self.path)
 
+    @property
+    def steps(self) -> str:
+        return steps_note(self.solver, self.format)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "path": str(self.path),
@@ -73,7 +77,7 @@ class ExportReport:
             "signature": self.signature,
             "load": self.load_hint,
             "call": self.call,
-            "steps": self.format.steps,
+            "steps": self.steps,
             "parity": {
                 "max_abs_diff": self.parity.worst,
                 "per_batch": {str(b): d for b, d in self.parity.diffs.items()},
@@ -133,11 +137,38 @@ def check_destination(out: Path, checkpoint: Path, force: bool) -> None:
         raise ConfigError("--out", f"{out} already exists; pass --force to overwrite it")
 
 
-def refuse_adaptive(loaded: LoadedModel) -> None:
-    """Adaptive solvers take input-dependent step counts; tracing would freeze one."""
+# Per-sample adaptive steps are a data-dependent loop over a batch that shrinks as samples
+# finish; only TorchScript keeps such a loop (torch.export and ONNX capture one graph of
+# fixed control flow, where the loop's trip count and the compacted shapes are data).
+PER_SAMPLE_FORMATS = ("torchscript",)
+
+
+def steps_note(solver: SolverConfig, fmt: ExportFormat) -> str:
+    """How the artefact's steps are set: per-sample tolerances are runtime attributes."""
+    if solver.per_sample:
+        return (
+            f"per sample, adaptive ({solver.method}); runtime: for b in "
+            "m.stack.blocks.children(): b.rtol = 1e-4; b.atol = 1e-5"
+        )
+    return fmt.steps
+
+
+def refuse_adaptive(loaded: LoadedModel, fmt: ExportFormat) -> None:
+    """torchdiffeq's adaptive solvers take input-dependent step counts, which tracing would
+    freeze; odetx's per-sample integrator is scriptable, so TorchScript takes it."""
     method = loaded.solver.method
     if not SOLVERS[method].adaptive:
         return
+    if loaded.solver.per_sample:
+        if fmt.name in PER_SAMPLE_FORMATS:
+            return
+        raise ConfigError(
+            "--format",
+            f"{fmt.title} captures one graph of fixed control flow, but per-sample adaptive "
+            "steps are a data-dependent loop over a shrinking batch; export with "
+            "--format torchscript, or with a fixed-step solver, e.g. "
+            f"{FIXED_STEP_EXAMPLE}",
+        )
     which = (
         f"{method} is an adaptive solver"
         if loaded.overridden
@@ -146,7 +177,8 @@ def refuse_adaptive(loaded: LoadedModel) -> None:
     raise ConfigError(
         "solver.method",
         f"{which} (torchdiffeq) whose step count depends on the input, so it cannot be baked "
-        f"into an artefact; export with a fixed-step solver, e.g. {FIXED_STEP_EXAMPLE}",
+        f"into an artefact; export with --per-sample (odetx's own integrator, TorchScript) "
+        f"or with a fixed-step solver, e.g. {FIXED_STEP_EXAMPLE}",
     )
 
 
@@ -167,7 +199,7 @@ def metadata(loaded: LoadedModel, fmt: ExportFormat, signature: list[str]) -> st
             "trained_solver": dataclasses.asdict(loaded.trained_solver),
             "data_info": dataclasses.asdict(loaded.info),
             "signature": signature,
-            "steps": fmt.steps,
+            "steps": steps_note(loaded.solver, fmt),
         },
         indent=2,
     )
@@ -210,7 +242,7 @@ def export_checkpoint(
     out = out if out is not None else ckpt_path.with_suffix(format_.suffix)
     check_destination(out, ckpt_path, force)
     loaded = load_model(ckpt_path, solver_overrides, device="cpu", ema=ema)
-    refuse_adaptive(loaded)
+    refuse_adaptive(loaded, format_)
     model = loaded.model.cpu().eval().requires_grad_(False)
     spec = input_spec(loaded.info)
     signature = spec.describe()

@@ -1,0 +1,65 @@
+"""``compare --per-sample`` over tolerances and ``eval --json``'s NFE per sample."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from odetx.cli.app import app
+from odetx.compare.request import CompareRequest, compare
+from odetx.errors import ConfigError
+
+runner = CliRunner()
+
+
+def test_tolerance_sweep_runs_batch_shared_and_per_sample_rows(trained_run, tmp_path):
+    req = CompareRequest(
+        targets=[str(trained_run)],
+        solvers=["dopri5", "rk4"],
+        rtol="1e-1,1e-5",
+        per_sample=True,
+        json=tmp_path / "c.json",
+    )
+    rows = compare(req).table.rows
+    adaptive = [r for r in rows if r["solver"].startswith("dopri5")]
+    assert [(r["solver"], r["rtol"], r["atol"]) for r in adaptive] == [
+        ("dopri5", 0.1, 0.1),
+        ("dopri5 per sample", 0.1, 0.1),
+        ("dopri5", 1e-5, 1e-5),
+        ("dopri5 per sample", 1e-5, 1e-5),
+    ]
+    for r in rows:
+        assert r["nfe_mean"] <= r["nfe_max"] and r["nfe_p90"] <= r["nfe_max"]
+    shared, each = adaptive[2], adaptive[3]
+    assert shared["nfe_max"] >= shared["nfe"]  # each batch shares one count
+    tight, loose = adaptive[3], adaptive[1]
+    assert tight["nfe_mean"] > loose["nfe_mean"] and tight["error"] < loose["error"]
+    assert each["per_sample"] and not shared["per_sample"]
+    record = json.loads((tmp_path / "c.json").read_text())  # strict JSON: no NaN
+    assert len(record["rows"]) == 5
+
+
+def test_per_sample_needs_an_embedded_pair(trained_run):
+    with pytest.raises(ConfigError) as info:
+        compare(CompareRequest(targets=[str(trained_run)], solvers=["rk4"], per_sample=True))
+    assert info.value.key == "--per-sample"
+
+
+def test_bad_tolerance_lists_are_one_line(trained_run):
+    result = runner.invoke(
+        app, ["compare", str(trained_run), "--solver", "dopri5", "--rtol", "1e-2,x"]
+    )
+    assert result.exit_code == 2 and "--rtol" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_eval_json_reports_nfe_per_sample(trained_run):
+    result = runner.invoke(
+        app, ["eval", str(trained_run), "--solver", "dopri5", "--rtol", "1e-2", "--atol", "1e-2",
+              "--per-sample", "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.output)
+    stats = record["nfe_per_sample"]
+    assert set(stats) == {"mean", "median", "p90", "max", "mean_right", "mean_wrong"}
+    assert stats["mean"] <= stats["max"] and record["solver"]["per_sample"] is True
