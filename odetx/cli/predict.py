@@ -29,20 +29,32 @@ def predict_cmd(
         bool, typer.Option("--json", help="One JSON record per input.", rich_help_panel=o.OUTPUT)
     ] = False,
     no_ema: o.NoEmaOpt = False,
+    solver: o.SolverOpt = None,
+    steps: o.StepsOpt = None,
+    rtol: o.RtolOpt = None,
+    atol: o.AtolOpt = None,
+    per_sample: o.PerSampleOpt = None,
 ) -> None:
     """Predict the most likely classes; an unreadable input is one line on stderr, the others
-    are still predicted, and the exit code is 1 if any failed."""
-    done, failed = predict(model, inputs, top_k, ema=not no_ema, stdin=sys.stdin.read)
+    are still predicted, and the exit code is 1 if any failed. With --per-sample each
+    input's field evaluations (NFE) are its own: a difficulty score."""
+    overrides = o.solver_overrides(solver, steps, rtol, atol, per_sample)
+    done, failed = predict(model, inputs, top_k, not no_ema, sys.stdin.read, overrides)
     for f in failed:
         err_console.print(f"error: {f.input}: {f.reason}", highlight=False, soft_wrap=True)
     if as_json:
         for p in done:
             print(json.dumps(p.to_dict()))
     elif done:
-        table = Table("input", "class", "probability")
+        nfe = any(p.nfe is not None for p in done)
+        table = Table("input", "class", "probability", *(["NFE"] if nfe else []))
         for p in done:
             for rank, (c, prob) in enumerate(p.top):
-                table.add_row(p.input if rank == 0 else "", str(c), f"{prob:.4f}")
+                first = rank == 0
+                cells = [p.input if first else "", str(c), f"{prob:.4f}"]
+                if nfe:
+                    cells.append(f"{p.nfe:g}" if first and p.nfe is not None else "")
+                table.add_row(*cells)
         console.print(table)
     if failed:
         raise typer.Exit(1)

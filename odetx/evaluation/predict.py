@@ -46,9 +46,13 @@ class Predictor:
 class Prediction:
     input: str
     top: list[tuple[int | str, float]]  # (class name, or index, and probability), most likely first
+    nfe: float | None = None  # field evaluations this input took (per-sample: its difficulty)
 
     def to_dict(self) -> dict:
-        return {"input": self.input, "top": [{"class": c, "prob": p} for c, p in self.top]}
+        out = {"input": self.input, "top": [{"class": c, "prob": p} for c, p in self.top]}
+        if self.nfe is not None:
+            out["nfe"] = self.nfe
+        return out
 
 
 @dataclass(frozen=True)
@@ -71,16 +75,23 @@ def _metadata_predictor(model: Callable[..., Tensor], meta: str, path: Path) -> 
     return Predictor(model, info, name, path, data)
 
 
-def load_predictor(source: str | Path, ema: bool = True) -> Predictor:
-    """A checkpoint or run directory (``ema`` picks a ``train.ema`` run's average), or an
-    exported TorchScript/``.pt2``/ONNX file described by its ``odetx.json``; told apart
-    by content (:func:`~odetx.artefacts.modelfile.identify`), never by suffix."""
+def load_predictor(
+    source: str | Path, ema: bool = True, solver_overrides: dict | None = None
+) -> Predictor:
+    """A checkpoint or run directory (``ema`` picks a ``train.ema`` run's average; its solver
+    or ``solver_overrides``), or an exported TorchScript/``.pt2``/ONNX file described by its
+    ``odetx.json``; told apart by content (:func:`~odetx.artefacts.modelfile.identify`),
+    never by suffix."""
     found = identify(source)
+    overrides = {k: v for k, v in (solver_overrides or {}).items() if v is not None}
     if found.kind in EXPORTS:
+        if overrides:
+            flag = "--per-sample" if "per_sample" in overrides else f"--{next(iter(overrides))}"
+            raise ConfigError(flag, f"{found.path} is an export: its solver is baked in")
         export = read_export(found)
         predictor = _metadata_predictor(export.module, export.metadata, found.path)
     else:  # a run directory or a checkpoint; anything else is refused there, by what it is
-        loaded = load_model(found.path, device="cpu", ema=ema)
+        loaded = load_model(found.path, overrides, device="cpu", ema=ema)
         predictor = Predictor(
             loaded.model.eval(),
             loaded.info,
@@ -157,6 +168,34 @@ def read_lines(sources: Sequence[str], stdin: Callable[[], str]) -> list[tuple[s
 # ----------------------------------------------------------------- predicting
 
 
+def input_nfe(model) -> float | None:
+    """Field evaluations of the last call of ``model`` on one input: per-sample integrators
+    (eager or TorchScript) count each input's own; other eager integrators their count per
+    forward. None where the model does not say (a fixed-step TorchScript block, pt2, ONNX)."""
+    stack = getattr(model, "stack", None)
+    if stack is None:
+        return None
+    total = 0.0
+    for block in stack.blocks.children():
+        own = getattr(block, "sample_nfe", None)
+        if isinstance(own, Tensor) and own.numel() == 1:
+            total += float(own[0])
+            continue
+        if isinstance(block, torch.jit.ScriptModule) or not hasattr(block, "nfe"):
+            return None  # TorchScript's nfe() is not compiled; a pt2 module has none
+        total += float(block.nfe())
+    return total
+
+
+def _call(p: Predictor, *inputs: Tensor) -> tuple[Tensor, float | None]:
+    """The logits of one input, and the field evaluations they took."""
+    stack = getattr(p.model, "stack", None)
+    if stack is not None and hasattr(stack, "reset_nfe"):
+        stack.reset_nfe()
+    logits = p.model(*inputs)[0]
+    return logits, input_nfe(p.model)
+
+
 def top_k(logits: Tensor, k: int) -> list[tuple[int, float]]:
     probs = logits.double().softmax(-1)
     values, idx = probs.topk(min(k, probs.numel()))
@@ -177,11 +216,13 @@ def predict(
     k: int = 5,
     ema: bool = True,
     stdin: Callable[[], str] | None = None,
+    solver_overrides: dict | None = None,
 ) -> tuple[list[Prediction], list[Failure]]:
-    """Top-``k`` classes for every input (image files, or text lines for token models)."""
+    """Top-``k`` classes for every input (image files, or text lines for token models), and
+    the field evaluations each took (with per-sample steps, a difficulty score)."""
     if k < 1:
         raise ConfigError("--top-k", f"must be at least 1, got {k}")
-    p = load_predictor(source, ema)
+    p = load_predictor(source, ema, solver_overrides)
     done: list[Prediction] = []
     failed: list[Failure] = []
     if p.info.kind == "image":
@@ -192,7 +233,8 @@ def predict(
             except DataError as e:
                 failed.append(Failure(name, str(e)))
                 continue
-            done.append(Prediction(name, named(top_k(p.model(x[None])[0], k), p.info)))
+            logits, nfe = _call(p, x[None])
+            done.append(Prediction(name, named(top_k(logits, k), p.info), nfe))
         return done, failed
     if p.data_name not in ENCODERS:
         raise ConfigError("MODEL", f"reading {p.data_name} examples from text is not supported")
@@ -208,5 +250,6 @@ def predict(
             failed.append(Failure(name, str(e)))
             continue
         tokens = torch.tensor([ids])
-        done.append(Prediction(name, named(top_k(p.model(tokens, tokens != 0)[0], k), p.info)))
+        logits, nfe = _call(p, tokens, tokens != 0)
+        done.append(Prediction(name, named(top_k(logits, k), p.info), nfe))
     return done, failed
