@@ -22,6 +22,10 @@ from odetx.analysis import flow
 from odetx.errors import ConfigError
 from odetx.evaluation import eval_loader, load_model, load_split
 from odetx.io import atomic_write
+from odetx.solvers.persample import per_sample_nfe
+
+# The inputs ``inspect`` lists as needing the most field evaluations (per-sample solvers).
+HARDEST = 8
 
 POINT_KEYS = [
     "group", "step", "substep", "t", "which", "state_norm", "attn_norm", "mlp_norm",
@@ -65,6 +69,10 @@ class Inspection:
     groups: list[dict[str, Any]]
     overall: dict[str, Any]
     tracks: list[torch.Tensor] = field(default_factory=list, repr=False)  # example 0, per point
+    # The examples that took the most field evaluations, most first (per-sample solvers),
+    # and the images among the inputs (image models), for the plot.
+    hardest: list[dict[str, Any]] = field(default_factory=list)
+    images: torch.Tensor | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -72,6 +80,7 @@ class Inspection:
             "points": self.points,
             "per_group": self.groups,
             "overall": self.overall,
+            "hardest": self.hardest,
         }
 
     def csv_text(self) -> str:
@@ -147,6 +156,26 @@ def inspect_stack(
     return Inspection({}, rows, groups, overall, tracks)
 
 
+@torch.no_grad()
+def hardest(model: torch.nn.Module, inputs: tuple, labels: torch.Tensor) -> list[dict[str, Any]]:
+    """The :data:`HARDEST` examples that took the most field evaluations, most first:
+    ``index`` (in the split), ``nfe``, ``label``, ``predicted`` and ``correct`` (a language
+    model's window has no one label: ``predicted``/``correct`` are then None)."""
+    logits = model(*inputs)
+    nfe = per_sample_nfe(model.stack, logits.shape[0])
+    order = sorted(range(len(nfe)), key=lambda i: (-float(nfe[i]), i))[:HARDEST]
+    out = []
+    for i in order:
+        row: dict[str, Any] = {"index": i, "nfe": float(nfe[i])}
+        if logits.ndim == 2:
+            pred, label = int(logits[i].argmax()), int(labels[i])
+            row |= {"label": label, "predicted": pred, "correct": pred == label}
+        else:
+            row |= {"label": None, "predicted": None, "correct": None}
+        out.append(row)
+    return out
+
+
 def _check_output(flag: str, path: Path | None) -> None:
     if path is not None and not Path(path).parent.is_dir():
         raise ConfigError(flag, f"the folder of {path} does not exist")
@@ -189,6 +218,10 @@ def inspect_checkpoint(
     *inputs, _ = (t.to(loaded.device) for t in batch)
     x, mask = stack_input(loaded.model, tuple(inputs))
     result = inspect_stack(list(loaded.model.stack.blocks), loaded.solver, x, mask, iters)
+    if loaded.solver.per_sample:
+        result.hardest = hardest(loaded.model, tuple(inputs), batch[-1].to(loaded.device))
+        if loaded.info.kind == "image":
+            result.images = inputs[0].detach().cpu()
     cfg = loaded.config
     result.meta = {
         "checkpoint": str(loaded.path),
@@ -207,6 +240,7 @@ def inspect_checkpoint(
         "trained_solver": loaded.trained_solver.method,
         "trained_steps": loaded.trained_solver.steps,
         "solver_overridden": loaded.overridden,
+        "per_sample": loaded.solver.per_sample,
         "fine_solver": f"{flow.FINE.method} x {flow.FINE.steps}",
         "power_iterations": iters,
     }

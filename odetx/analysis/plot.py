@@ -26,8 +26,23 @@ PANELS = [
 def plot(result, path: str | Path) -> None:
     plt = require_matplotlib()
     m = result.meta
-    fig, axes = plt.subplots(2, 4, figsize=(20, 8.5))
+    shown = result.hardest if result.images is not None else []
+    rows_of_plots = 3 if shown else 2
+    fig, axes = plt.subplots(rows_of_plots, 4, figsize=(20, 4.25 * rows_of_plots))
     flat = axes.flatten()
+    for ax, item in zip(flat[8:], shown, strict=False):  # the inputs that took the most steps
+        image = result.images[item["index"]]  # (C, H, W), normalised
+        shown_image = image[0] if image.shape[0] == 1 else image.permute(1, 2, 0) / 4 + 0.5
+        ax.imshow(shown_image.clamp(0, 1) if image.shape[0] != 1 else shown_image, cmap="gray")
+        verdict = "right" if item["correct"] else "wrong"
+        ax.set_title(
+            f"#{item['index']}: NFE {item['nfe']:g}, label {item['label']}, "
+            f"predicted {item['predicted']} ({verdict})",
+            fontsize=9,
+        )
+        ax.axis("off")
+    for ax in flat[8 + len(shown) :]:
+        ax.axis("off")
     rows = result.points
     for ax, (ylabel, series) in zip(flat, PANELS, strict=False):
         for key, label in series:

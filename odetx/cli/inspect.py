@@ -27,6 +27,7 @@ def inspect_cmd(
     steps: o.StepsOpt = None,
     rtol: o.RtolOpt = None,
     atol: o.AtolOpt = None,
+    per_sample: o.PerSampleOpt = None,
     split: Annotated[str, typer.Option(help=o.SPLIT_NAMES, rich_help_panel=o.DATA)] = "test",
     n: Annotated[
         int, typer.Option("--n", help="Examples (the split's first).", rich_help_panel=o.DATA)
@@ -54,7 +55,7 @@ def inspect_cmd(
         checkpoint,
         split,
         n,
-        o.solver_overrides(solver, steps, rtol, atol),
+        o.solver_overrides(solver, steps, rtol, atol, per_sample),
         str(data_dir) if data_dir else None,
         device or "cpu",
         csv,
@@ -84,11 +85,21 @@ def inspect_cmd(
         groups.add_row(*(fmt(g[c]) for c in ("group", "t0", "t1", "ftle", "mean_field_norm",
                                              "mean_kinetic", "mean_local_error")))  # fmt: skip
     show.print(groups)
+    if result.hardest:
+        hard = Table(
+            title="inputs that took the most field evaluations (per sample)", title_justify="left"
+        )
+        for c in ("index", "nfe", "label", "predicted", "correct"):
+            hard.add_column(c, justify="right")
+        for h in result.hardest:
+            verdict = {True: "yes", False: "no", None: "—"}[h["correct"]]
+            hard.add_row(*(fmt(h[c]) for c in ("index", "nfe", "label", "predicted")), verdict)
+        show.print(hard)
 
 
 def _solvers(m):
     from odetx.config import SolverConfig
 
-    now = SolverConfig(m["solver"], m["steps"], m["rtol"], m["atol"])
+    now = SolverConfig(m["solver"], m["steps"], m["rtol"], m["atol"], per_sample=m["per_sample"])
     trained = SolverConfig(m["trained_solver"], m["trained_steps"], m["rtol"], m["atol"])
     return (now, trained) if m["solver_overridden"] else (now, now)
