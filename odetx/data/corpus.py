@@ -136,36 +136,48 @@ def _not_text(split: TextSplit, block: bytes, offset: int, first: bool) -> DataI
     return None
 
 
-def decoded(split: TextSplit) -> Iterator[tuple[str, int]]:
+def _line_of(split: TextSplit, offset: int) -> int:
+    """The line of byte ``offset`` of the split (counted only when an error is reported)."""
+    line, done = 1, 0
+    for block in read_bytes(TextSplit(split.path, split.start, split.start + offset)):
+        line += block.count(b"\n")
+        done += len(block)
+    return line
+
+
+def decoded(split: TextSplit, keep_text: bool = True) -> Iterator[tuple[str, int]]:
     """The split as text, in chunks of about ``READ_BYTES``, with the bytes each took.
 
-    Raises DataInputError, naming the file and byte, on an empty split, a NUL byte, a
-    UTF-16 byte-order mark or bytes that are not UTF-8.
+    ``keep_text`` False only checks: ASCII blocks (most of most corpora) are not decoded
+    and the chunks yielded are empty.
+
+    Raises DataInputError, naming the file, byte and line, on an empty split, a NUL
+    byte, a UTF-16 byte-order mark or bytes that are not UTF-8.
     """
     if split.size == 0:
         if _size(split.path) == 0:
             raise DataInputError(f"{split.path} is empty (0 bytes): there is no text to read")
         return  # an empty part of a file: too short, as the caller will say
     decoder = codecs.getincrementaldecoder("utf-8")("strict")
-    offset, line = 0, 1
+    offset = 0
     for block in read_bytes(split):
         problem = _not_text(split, block, offset, offset == 0)
         if problem:
             raise problem
         pending = len(decoder.getstate()[0])  # bytes of a character the last block began
-        try:
-            text = decoder.decode(block)
-        except UnicodeDecodeError as e:
-            at = max(e.start - pending, 0)
-            where = split.start + offset + at
-            line += block.count(b"\n", 0, at)
-            raise DataInputError(
-                f"{split.path} is not UTF-8 text (byte {where}, 0x{block[at]:02x}, on line "
-                f"{line}); text data must be UTF-8"
-            ) from None
-        line += block.count(b"\n")
+        text = ""
+        if keep_text or pending or not block.isascii():
+            try:
+                text = decoder.decode(block)
+            except UnicodeDecodeError as e:
+                at = max(e.start - pending, 0)
+                raise DataInputError(
+                    f"{split.path} is not UTF-8 text (byte {split.start + offset + at}, "
+                    f"0x{block[at]:02x}, on line {_line_of(split, offset + at)}); text data "
+                    "must be UTF-8"
+                ) from None
         offset += len(block)
-        yield text, len(block)
+        yield (text if keep_text else ""), len(block)
     try:
         decoder.decode(b"", final=True)
     except UnicodeDecodeError:
@@ -185,7 +197,7 @@ def check_text(split: TextSplit) -> None:
     key = (str(split.path), split.start, split.end, st.st_size, st.st_mtime_ns)
     if whole in _checked or key in _checked:
         return
-    for _ in decoded(split):
+    for _ in decoded(split, keep_text=False):
         pass
     _checked[key] = None
 
