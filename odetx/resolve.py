@@ -19,14 +19,36 @@ from typing import Any
 
 from torch import nn
 
-from odetx.config import Config, DataConfig, ModelConfig, SolverConfig, TrainConfig, load_config
+from odetx.config import (
+    Config,
+    DataConfig,
+    ModelConfig,
+    PluginRef,
+    SolverConfig,
+    TrainConfig,
+    load_config,
+)
 from odetx.data import DATASETS, DataInfo
 from odetx.data.folder import check_keys
 from odetx.data.images import check_augmentation
 from odetx.errors import ConfigError
-from odetx.models import PRESETS, build_model, check_context, check_kind, resolve_model
+from odetx.models import (
+    BACKBONES,
+    MLPS,
+    NORMS,
+    POSITIONS,
+    PRESETS,
+    STEMS,
+    build_model,
+    check_context,
+    check_kind,
+    resolve_model,
+)
 from odetx.models.archs import ARCHS
+from odetx.models.attention import ATTENTIONS
 from odetx.models.factory import estimate_activations, estimate_params, to_float
+from odetx.origins import require
+from odetx.registry import Registry
 from odetx.runtime.optimizers import check_optimizer
 from odetx.runtime.precision import AMP_DTYPES
 from odetx.solvers import SOLVERS, resolve_solver, validate_solver
@@ -42,6 +64,7 @@ def resolve(cfg: Config) -> Config:
         ConfigError: naming the first key that no registry accepts, or the key most to
             blame for a model over :data:`MAX_PARAMS` parameters (:func:`check_params`).
     """
+    require(cfg.plugins)
     dataset = DATASETS.lookup(cfg.data.name, "data.name")
     AMP_DTYPES.lookup(cfg.train.amp, "train.amp")
     check_optimizer(cfg.train)
@@ -61,7 +84,27 @@ def resolve(cfg: Config) -> Config:
         data = dataset.settle(data)
     out = dataclasses.replace(cfg, model=model, data=data, solver=resolve_solver(cfg.solver))
     check_params(out, cfg)
-    return out
+    return dataclasses.replace(out, plugins=plugins_used(out))
+
+
+def plugins_used(cfg: Config) -> tuple[PluginRef, ...]:
+    """The plugins whose entries a resolved ``cfg`` names, each once, in load order: what a
+    run records (``plugins:`` in its config) so that loading it elsewhere finds them."""
+    m = cfg.model
+    named: list[tuple[Registry[Any], str | None]] = [
+        (DATASETS, cfg.data.name),
+        (PRESETS, m.preset),
+        (BACKBONES, PRESETS[m.preset].backbone),
+        (ARCHS, m.arch),
+        (STEMS, m.stem),
+        (NORMS, m.norm),
+        (MLPS, m.mlp),
+        (POSITIONS, m.pos),
+        (ATTENTIONS, m.attn),
+        (SOLVERS, cfg.solver.method),
+    ]
+    found = (registry.origin(name) for registry, name in named if name is not None)
+    return tuple(dict.fromkeys(origin for origin in found if origin is not None))
 
 
 def check_drop_path(model: ModelConfig, solver: SolverConfig) -> None:

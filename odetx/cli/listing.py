@@ -1,83 +1,131 @@
-"""``odetx list``: what the registries hold."""
+"""``odetx list``: what the registries hold, and where each entry comes from."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.table import Table
 
 from odetx.cli.display import console
 from odetx.data import DATASETS
-from odetx.models import ARCHS, MLPS, NORMS, POSITIONS, PRESETS, STEMS
+from odetx.export.formats import FORMATS
+from odetx.models import ARCHS, BACKBONES, MLPS, NORMS, POSITIONS, PRESETS, STEMS
+from odetx.models.attention import ATTENTIONS
+from odetx.models.factory import DATA_KIND
+from odetx.registry import Registry
 from odetx.solvers import SOLVERS
 
 
-def list_cmd() -> None:
-    """List the registered archs (splitting schemes), solvers, datasets, presets, stems and
-    field components (norms, MLPs, positions)."""
-    t = Table(title="archs (--arch): how a layer step splits A + M", title_justify="left")
-    for col in ("name", "splitting order", "layer step"):
-        t.add_column(col)
-    for name, s in ARCHS.items():
-        t.add_row(name, "unsplit" if s.order == 0 else str(s.order), s.description)
-    console.print(t)
-
-    t = Table(title="solvers (--solver)", title_justify="left")
-    for col in ("name", "order", "kind", "stages", "from", "method"):
-        t.add_column(col)
-    for name, s in SOLVERS.items():
-        order = "learned" if s.order is None else str(s.order)
-        t.add_row(name, order, s.kind, str(s.stages or "—"), s.source, s.reference)
-    console.print(t)
-
-    t = Table(title="datasets (--dataset)", title_justify="left")
-    for col in ("name", "what", "source"):
-        t.add_column(col)
-    for name, d in DATASETS.items():
-        t.add_row(name, d.description, d.source)
-    console.print(t)
-
-    t = Table(title="presets (--model)", title_justify="left")
+def _print(
+    title: str, registry: Registry[Any], columns: tuple[str, ...], row: Callable[[Any], tuple]
+) -> None:
+    """One table: a row per entry, its name first and where it comes from last."""
+    t = Table(title=title, title_justify="left")
     t.add_column("name", no_wrap=True)
-    for col in ("backbone", "depth", "dim", "heads", "mlp ratio", "patch / context", "note"):
+    for col in columns:
         t.add_column(col)
-    for name, p in PRESETS.items():
-        t.add_row(
-            name,
-            p.backbone,
-            str(p.depth),
-            str(p.dim),
-            str(p.heads),
-            f"{p.mlp_ratio:g}",
-            str(p.context or p.patch_size or "—"),
-            p.description,
-        )
-    console.print(t)
-    t = Table(title="image stems (--set model.stem=…)", title_justify="left")
-    for col in ("name", "how an image becomes tokens"):
-        t.add_column(col)
-    for name, s in STEMS.items():
-        t.add_row(name, s.description)
-    console.print(t)
+    t.add_column("from")
+    for name, entry in registry.items():
+        t.add_row(name, *(escape(str(cell)) for cell in row(entry)), registry.source(name))
+    show = console
+    if not console.is_terminal:  # piped or captured: rows whole, not cut to 80 columns
+        wide = console.options.update_width(1000)
+        show = Console(width=max(console.width, Measurement.get(console, wide, t).maximum))
+    show.print(t)
 
-    t = Table(title="norms (--set model.norm=…)", title_justify="left")
-    for col in ("name", "bias", "default eps", "normalisation"):
-        t.add_column(col)
-    for name, n in NORMS.items():
-        t.add_row(name, "yes" if n.bias else "no", f"{n.eps:g}", n.description)
-    console.print(t)
 
-    t = Table(title="MLPs (--set model.mlp=…)", title_justify="left")
-    for col in ("name", "fc1 rows", "MLP"):
-        t.add_column(col)
-    for name, m in MLPS.items():
-        rows = escape("2 x hidden: [gate; up]") if m.gated else "hidden"
-        t.add_row(name, rows, escape(m.description))
-    console.print(t)
+def _solver(s: Any) -> tuple:
+    order = "learned" if s.order is None else s.order
+    return order, s.kind, s.stages or "—", s.source, s.reference
 
-    t = Table(title="positions (--set model.pos=…)", title_justify="left")
-    for col in ("name", "where", "cache past the context", "positions"):
-        t.add_column(col)
-    for name, p in POSITIONS.items():
-        where = "embeddings" if p.learned else "attention" if p.rotary else "—"
-        t.add_row(name, where, "rolls" if p.rolls else "recomputes", p.description)
-    console.print(t)
+
+def _preset(p: Any) -> tuple:
+    size = p.context or p.patch_size or "—"
+    return p.backbone, p.depth, p.dim, p.heads, f"{p.mlp_ratio:g}", size, p.description
+
+
+def _positions(p: Any) -> tuple:
+    where = "embeddings" if p.learned else "attention" if p.rotary else "—"
+    return where, "rolls" if p.rolls else "recomputes", p.description
+
+
+def _backbone(cls: type) -> tuple:
+    name = next(n for n, c in BACKBONES.items() if c is cls)
+    return DATA_KIND.get(name, "—"), f"{cls.__module__}.{cls.__qualname__}"
+
+
+TABLES: list[tuple[str, Registry[Any], tuple[str, ...], Callable[[Any], tuple]]] = [
+    (
+        "archs (--arch): how a layer step splits A + M",
+        ARCHS,
+        ("splitting order", "layer step"),
+        lambda a: ("unsplit" if a.order == 0 else a.order, a.description),
+    ),
+    (
+        "solvers (--solver)",
+        SOLVERS,
+        ("order", "kind", "stages", "integrator", "method"),
+        _solver,
+    ),
+    (
+        "datasets (--dataset)",
+        DATASETS,
+        ("kind", "what", "source"),
+        lambda d: (d.kind, d.description, d.source),
+    ),
+    (
+        "presets (--model)",
+        PRESETS,
+        ("backbone", "depth", "dim", "heads", "mlp ratio", "patch / context", "note"),
+        _preset,
+    ),
+    (
+        "image stems (--set model.stem=…)",
+        STEMS,
+        ("how an image becomes tokens",),
+        lambda s: (s.description,),
+    ),
+    (
+        "norms (--set model.norm=…)",
+        NORMS,
+        ("bias", "default eps", "normalisation"),
+        lambda n: ("yes" if n.bias else "no", f"{n.eps:g}", n.description),
+    ),
+    (
+        "MLPs (--set model.mlp=…)",
+        MLPS,
+        ("fc1 rows", "MLP"),
+        lambda m: ("2 x hidden: [gate; up]" if m.gated else "hidden", m.description),
+    ),
+    (
+        "attentions (--set model.attn=…)",
+        ATTENTIONS,
+        ("generation cache", "attention"),
+        lambda a: ("keys and values" if a.cached else "none: rereads the window", a.description),
+    ),
+    (
+        "positions (--set model.pos=…)",
+        POSITIONS,
+        ("where", "cache past the context", "positions"),
+        _positions,
+    ),
+    ("backbones (a preset's)", BACKBONES, ("reads", "module"), _backbone),
+    (
+        "export formats (odetx export --format)",
+        FORMATS,
+        ("suffix", "artefact"),
+        lambda f: (f.suffix, f.title),
+    ),
+]
+
+
+def list_cmd() -> None:
+    """List the registered archs (splitting schemes), solvers, datasets, presets, stems,
+    field components (norms, MLPs, attentions, positions), backbones and export formats,
+    each with where it comes from: built-in, or the plugin that added it."""
+    for title, registry, columns, row in TABLES:
+        _print(title, registry, columns, row)

@@ -24,6 +24,7 @@ from odetx.data.tokenizer import from_info
 from odetx.errors import CheckpointError, ConfigError, DataError, SolverError
 from odetx.evaluation.load import LoadedModel, load_model
 from odetx.models import POSITIONS
+from odetx.models.attention import ATTENTIONS
 from odetx.models.kvcache import KVCache
 from odetx.solvers import SOLVERS
 
@@ -99,7 +100,12 @@ class Generation:
         if not self.prompt:
             raise ConfigError("--prompt", "encodes to no tokens with the run's tokenizer")
         # Adaptive solvers pick steps from the whole sequence: nothing lines up to cache.
-        self.cached = cache and not SOLVERS[loaded.solver.method].adaptive
+        # Another attention than softmax keeps no cache of keys and values (odetx.models.attention).
+        self.cached = (
+            cache
+            and not SOLVERS[loaded.solver.method].adaptive
+            and ATTENTIONS[loaded.config.model.attn].cached
+        )
         self.tokens = 0
         self.seconds = 0.0
 

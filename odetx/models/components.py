@@ -18,6 +18,7 @@ from torch import nn
 
 from odetx.config import ModelConfig
 from odetx.errors import ConfigError
+from odetx.models.attention import ATTENTIONS
 from odetx.models.mlps import MLPS
 from odetx.models.norms import NORMS
 from odetx.models.positions import POSITIONS, rotary_dims
@@ -33,6 +34,7 @@ class Components:
         norm: a :data:`~odetx.models.norms.NORMS` name.
         norm_eps: its epsilon; None: the kind's own.
         mlp: an :data:`~odetx.models.mlps.MLPS` name.
+        attn: an :data:`~odetx.models.attention.ATTENTIONS` name.
         mlp_hidden: the MLP's hidden units; 0: ``dim · mlp_ratio``.
         kv_heads: key/value heads (grouped-query attention); 0: one per query head.
         bias: biases of attention's output projection and of the MLP's linears.
@@ -42,6 +44,7 @@ class Components:
     norm: str = "layernorm"
     norm_eps: float | None = None
     mlp: str = "gelu"
+    attn: str = "softmax"
     mlp_hidden: int = 0
     kv_heads: int = 0
     bias: bool = True
@@ -56,7 +59,7 @@ class Components:
 PLAIN = Components()
 
 # Config fields a preset fills when they are unset, on every backbone.
-_FILLED = ("norm", "mlp", "pos", "bias", "qkv_bias")
+_FILLED = ("norm", "mlp", "attn", "pos", "bias", "qkv_bias")
 # Floats that must be positive and finite where set.
 _POSITIVE = ("norm_eps", "rope_theta")
 
@@ -68,6 +71,7 @@ def components(model: ModelConfig) -> Components:
         norm=model.norm,
         norm_eps=model.norm_eps,
         mlp=model.mlp,
+        attn=model.attn,
         mlp_hidden=model.mlp_hidden or 0,
         kv_heads=model.kv_heads or 0,
         bias=model.bias,
@@ -110,6 +114,7 @@ def check_components(cfg: ModelConfig, backbone: str) -> None:
     """Refuse component settings that are unknown, out of range or do not fit together."""
     NORMS.lookup(cfg.norm, "model.norm")
     mlp = MLPS.lookup(cfg.mlp, "model.mlp")
+    attn = ATTENTIONS.lookup(cfg.attn, "model.attn")
     pos = POSITIONS.lookup(cfg.pos, "model.pos")
     for key in _POSITIVE:
         value = getattr(cfg, key)
@@ -142,6 +147,9 @@ def check_components(cfg: ModelConfig, backbone: str) -> None:
             "model.fused",
             f"has no form for the gated MLP {cfg.mlp!r}; set model.mlp=gelu or gelu_tanh",
         )
+    if cfg.fused and not (attn.fused and mlp.gelu):
+        what = f"attention {cfg.attn!r}" if not attn.fused else f"MLP {cfg.mlp!r}"
+        raise ConfigError("model.fused", f"has no form for the {what}; set model.fused=false")
 
 
 def _check_rope(cfg: ModelConfig, backbone: str) -> None:

@@ -24,16 +24,24 @@ from odetx.models.vit import ViT
 from odetx.registry import Registry
 
 BACKBONES: Registry[type[nn.Module]] = Registry("backbone")
-BACKBONES.register("vit", ViT)
-BACKBONES.register("encoder", Encoder)
-BACKBONES.register("gpt", GPT)
-
 # The kind of data (DataInfo.kind) each backbone reads.
-DATA_KIND = {"vit": "image", "encoder": "tokens", "gpt": "text"}
+DATA_KIND: dict[str, str] = {}
+
+
+def register_backbone(name: str, cls: type[nn.Module], kind: str) -> type[nn.Module]:
+    """Add a backbone reading data of ``kind`` (``image``, ``tokens`` or ``text``)."""
+    BACKBONES.register(name, cls)
+    DATA_KIND[name] = kind
+    return cls
+
+
+register_backbone("vit", ViT, "image")
+register_backbone("encoder", Encoder, "tokens")
+register_backbone("gpt", GPT, "text")
 
 _FROM_PRESET = ("depth", "dim", "heads", "mlp_ratio", "patch_size", "dropout", "context")
 # Filled by resolve_model from the preset too (odetx.models.components), never left unset.
-_COMPONENTS = ("norm", "norm_eps", "mlp", "pos", "bias", "qkv_bias")
+_COMPONENTS = ("norm", "norm_eps", "mlp", "attn", "pos", "bias", "qkv_bias")
 
 
 def resolve_model(cfg: ModelConfig) -> ModelConfig:
@@ -43,8 +51,8 @@ def resolve_model(cfg: ModelConfig) -> ModelConfig:
     cfg = fill_components(dataclasses.replace(cfg, **filled), preset)
     if cfg.groups is None:
         cfg = dataclasses.replace(cfg, groups=cfg.depth)
-    # Only patch-based backbones have a patch size, only language models a context.
-    own = {"vit": ("patch_size",), "gpt": ("context",)}.get(preset.backbone, ())
+    # Only image backbones have a patch size, only language models a context.
+    own = {"image": ("patch_size",), "text": ("context",)}.get(DATA_KIND[preset.backbone], ())
     for key in ("depth", "groups", "dim", "heads", *own):
         if getattr(cfg, key) <= 0:
             raise ConfigError(
@@ -80,7 +88,7 @@ def check_stem(cfg: ModelConfig, backbone: str) -> None:
     """Refuse a stem that is not registered, or one set on a model that reads no images."""
     STEMS.lookup(cfg.stem, "model.stem")
     default = ModelConfig()
-    if cfg.stem != default.stem and backbone != "vit":
+    if cfg.stem != default.stem and DATA_KIND[backbone] != "image":
         raise ConfigError("model.stem", f"applies to image models only, not {backbone!r}")
     if cfg.stem_layers != default.stem_layers and cfg.stem != "conv":
         raise ConfigError("model.stem_layers", f"applies to model.stem=conv only, not {cfg.stem!r}")

@@ -7,6 +7,7 @@ components of :mod:`odetx.models.components`; the defaults are the plain pre-LN 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from odetx.models.attention import ATTENTIONS, AttentionKind
 from odetx.models.components import PLAIN, Components
 from odetx.models.mlps import MLP, MLPS
 from odetx.models.positions import NoRotary, Rotary
@@ -51,6 +52,18 @@ class Attention(nn.Module):
 
     def forward(self, x: Tensor, mask: Tensor | None = None, t: float = 0.0) -> Tensor:
         return self.proj(self.core(self.qkv(x, t), mask), t)
+
+
+ATTENTIONS.register(
+    "softmax",
+    AttentionKind(
+        "softmax",
+        Attention,
+        "multi-head scaled dot-product attention, softmax(q kᵀ / √d) v (Vaswani et al. 2017)",
+        cached=True,
+        fused=True,
+    ),
+)
 
 
 class SelfAttend(nn.Module):
@@ -160,7 +173,7 @@ class LayerField(Field):
         self.comp = comp
         self.shared_norm = shared_norm
         self.norm_a = parts.norm(dim, comp.norm, comp.norm_eps)
-        self.attn = Attention(dim, heads, qkv_bias, dropout, causal, parts, comp)
+        self.attn = ATTENTIONS[comp.attn].build(dim, heads, qkv_bias, dropout, causal, parts, comp)
         # NoNorm keeps the attribute scriptable when the norm is shared.
         self.norm_m = NoNorm() if shared_norm else parts.norm(dim, comp.norm, comp.norm_eps)
         hidden = comp.hidden(dim, mlp_ratio)

@@ -26,6 +26,7 @@ class Preset:
     norm: str = "layernorm"
     norm_eps: float | None = None  # None: the norm's own
     mlp: str = "gelu"
+    attn: str = "softmax"
     pos: str = "learned"
     rope_theta: float = 10000.0
     rope_fraction: float = 1.0

@@ -9,6 +9,7 @@ from typing import Any
 from odetx.artefacts import default_run_dir, load_checkpoint, resolve_checkpoint_path
 from odetx.config import MACHINE_KEYS, Config, flatten, load_config, read_yaml
 from odetx.errors import ConfigError
+from odetx.origins import require
 from odetx.resolve import build_config
 
 # Fields that may change when a run is resumed; anything else would silently
@@ -56,6 +57,7 @@ def prepare_resume(resume: str | Path, overrides: dict[str, Any]) -> RunPlan:
         )
     # The folder the run now lives in, even if it was moved since it started.
     overrides = {**overrides, "train.out": str(path.parent)}
+    require(load_config(base=ckpt["config"]).plugins, f"the run in {path.parent}")
     cfg = build_config(overrides=overrides, base=ckpt["config"])
     refuse_undoing(ckpt, cfg, path)
     return RunPlan(cfg, path.parent, ckpt)
@@ -83,7 +85,9 @@ def prepare_run(
     """The plan for a new run from a YAML ``file`` and ``overrides``, or for ``resume``."""
     if resume is not None:
         if file is not None:  # the original command's file: like its flags, it may only repeat
-            overrides = {**flatten(read_yaml(file)), **overrides}
+            # (but for its plugins: the run records those it needs, and they are loaded)
+            tree = {k: v for k, v in read_yaml(file).items() if k != "plugins"}
+            overrides = {**flatten(tree), **overrides}
         if overrides.get("train.init_from") is not None:
             raise ConfigError(
                 "--init-from", "starts a new run from weights; a resumed run has its own"
