@@ -224,10 +224,20 @@ def test_a_file_plugin_run_records_it_reloads_it_and_refuses_without_it(tmp_path
     origins.unload()
     moved = tmp_path / "elsewhere.py"
     shutil.move(plugin, moved)
-    result = invoke("eval", run)
-    line = one_line(result)
-    assert result.exit_code == 2 and "needs plugin 'ssprk3.py'" in line
-    assert str(plugin.resolve()) in line and "--plugin" in line
+    for command in (
+        ["eval", run],
+        ["compare", run, "--steps", "1,2"],
+        ["export", run, "--out", tmp_path / "model.ts"],
+        ["inspect", run],
+        ["predict", run / "best.pt", tmp_path / "digit.png"],
+        ["generate", run, "--prompt", "x"],
+        ["train", "--resume", run, "--epochs", 2],
+    ):
+        result = invoke(*command)
+        line = one_line(result)
+        assert result.exit_code == 2 and "needs plugin 'ssprk3.py'" in line, command
+        assert str(plugin.resolve()) in line and "--plugin" in line
+    assert not (tmp_path / "model.ts").exists()
     result = invoke("eval", run, "--plugin", moved, "--json")
     assert result.exit_code == 0, result.output  # the same content, elsewhere
 
