@@ -223,23 +223,33 @@ def _find_installed(want: PluginRef) -> PluginRef | None:
     return None
 
 
-def ensure(want: PluginRef, subject: str = "the config") -> PluginRef:
+def ensure(want: PluginRef, subject: str = "the config", trusted: bool = False) -> PluginRef:
     """The plugin ``want`` names, loaded. A recorded plugin (one with a hash or a version,
     as a run's config holds it) must be the same plugin: otherwise a :class:`PluginError`
-    says that ``subject`` needs it and what is missing or different."""
+    says that ``subject`` needs it and what is missing or different.
+
+    Loading runs code, so a reference from a file odetx did not write for you (a
+    checkpoint, a run directory: ``trusted`` False) loads only what you installed as a
+    plugin, or a ``.py`` file with the very content the run recorded; any other module
+    takes your ``--plugin``. ``trusted``: ``want`` comes from your own config file.
+    """
     if want.is_file:
-        return load_file(want.path) if want.sha256 is None else _ensure_file(want, subject)
+        if want.sha256 is not None:
+            return _ensure_file(want, subject)
+        if trusted:
+            return load_file(want.path)
+        raise PluginError(
+            f"{subject} names plugin file {want.path} without its hash; pass --plugin FILE"
+        )
     key = _key(want)
     if key not in _loaded:
-        try:
-            load_module(want.module, _find_installed(want) or module_ref(want.module))
-        except PluginError as e:
-            if want.version is None or "no module named" not in str(e):
-                raise
+        installed = _find_installed(want)
+        if installed is None and not trusted:
             raise PluginError(
-                f"{subject} needs plugin {label(want)}, which is not installed here; install "
-                "it, or pass --plugin MODULE where it can be imported"
-            ) from None
+                f"{subject} needs plugin {label(want)}, which is not an installed odetx plugin "
+                f"here; install it, or pass --plugin {want.module}"
+            )
+        load_module(want.module, installed or module_ref(want.module))
     have = _loaded[key]
     if want.version is not None and have.version is not None and want.version != have.version:
         raise PluginError(
@@ -254,7 +264,7 @@ def _ensure_file(want: PluginRef, subject: str) -> PluginRef:
         return _loaded[_key(want)]
     needs = f"{subject} needs plugin {want.name!r} (sha256 {want.sha256[:12]}…)"
     path = Path(want.path)
-    if not path.is_file():
+    if path.suffix != ".py" or not path.is_file():
         raise PluginError(
             f"{needs} from {path}, which is not there; pass --plugin with a copy of that file"
         )
@@ -267,9 +277,11 @@ def _ensure_file(want: PluginRef, subject: str) -> PluginRef:
     return load_file(path)
 
 
-def require(refs: Iterable[PluginRef], subject: str = "the config") -> list[PluginRef]:
+def require(
+    refs: Iterable[PluginRef], subject: str = "the config", trusted: bool = False
+) -> list[PluginRef]:
     """Load every plugin ``refs`` name (a config's ``plugins:``), as :func:`ensure` does."""
-    return [ensure(ref, subject) for ref in refs]
+    return [ensure(ref, subject, trusted) for ref in refs]
 
 
 def unload() -> None:

@@ -190,4 +190,4 @@ def test_without_the_package_its_run_is_one_line_naming_it(run, installed):
     lines = result.output.strip().splitlines()
     assert result.exit_code == 2 and len(lines) == 1, result.output
     assert "needs plugin 'odetx-linattn' 0.1.0 (module odetx_linattn)" in lines[0]
-    assert "not installed" in lines[0] and str(run) in lines[0]
+    assert "not an installed odetx plugin here" in lines[0] and str(run) in lines[0]

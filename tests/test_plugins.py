@@ -23,6 +23,10 @@ from odetx.solvers import SOLVERS, TABLEAUS
 
 runner = CliRunner()
 
+TINY = {
+    "model.dim": 16, "model.depth": 2, "model.heads": 2, "train.epochs": 1,
+    "train.batch_size": 128, "train.threads": 1, "train.device": "cpu",
+}  # fmt: skip
 TINY_FLAGS = [
     "--set", "model.dim=16", "--set", "model.depth=2", "--set", "model.heads=2",
     "--batch-size", "128", "--threads", "1", "--device", "cpu",
@@ -249,16 +253,29 @@ def test_a_file_plugin_run_records_it_reloads_it_and_refuses_without_it(tmp_path
 
 
 def test_a_module_imported_by_hand_is_attributed_to_itself(tmp_path, monkeypatch):
+    """...and a run of it imports it again only when asked: a module a checkpoint names is
+    imported (code run) only if it is an installed plugin or given with --plugin."""
+    import sys
+
+    from odetx.training import Trainer
+
     write(tmp_path / "hand_made.py", SSPRK3)
     monkeypatch.syspath_prepend(str(tmp_path))
     import hand_made  # noqa: F401  (registers on import, no loader involved)
 
     assert SOLVERS.source("ssprk3") == "hand_made"
-    assert build_config(overrides={"solver.method": "ssprk3"}).plugins == (
-        PluginRef("hand_made", module="hand_made"),
-    )
+    cfg = build_config(overrides={**TINY, "solver.method": "ssprk3"})
+    assert cfg.plugins == (PluginRef("hand_made", module="hand_made"),)
+    Trainer(cfg, tmp_path / "run").fit()
+
     origins.unload()
-    monkeypatch.delitem(__import__("sys").modules, "hand_made")
+    monkeypatch.delitem(sys.modules, "hand_made")
+    result = invoke("eval", tmp_path / "run")
+    line = one_line(result)
+    assert result.exit_code == 2 and "not an installed odetx plugin here" in line
+    assert "--plugin hand_made" in line and "hand_made" not in sys.modules
+    result = invoke("eval", tmp_path / "run", "--plugin", "hand_made", "--json")
+    assert result.exit_code == 0, result.output
 
 
 def test_registries_reach_every_family():

@@ -76,7 +76,7 @@ def load_for(args: list[str]) -> None:
     for spec in _values(args, (PLUGIN_FLAG,)):
         load(spec)
     for path in _values(args, CONFIG_FLAGS):
-        require(_config_plugins(path), f"config file {path}")
+        require(_config_plugins(path), f"config file {path}", trusted=True)
     for arg in args:
         if arg.startswith("-"):
             continue
