@@ -31,7 +31,7 @@ import math
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import torch
@@ -57,6 +57,7 @@ from odetx.models import (
     Stem,
 )
 from odetx.models.attention import ATTENTIONS, AttentionKind
+from odetx.models.components import Components
 from odetx.models.factory import register_backbone, resolve_model
 from odetx.models.time import AUTONOMOUS
 from odetx.origins import (
@@ -68,7 +69,7 @@ from odetx.origins import (
     loaded,
     module_ref,
 )
-from odetx.registry import NameTaken, Registry, current_origin, holder, registering
+from odetx.registry import Registry, current_origin, holder, registering
 from odetx.solvers import (
     ADAPTIVE,
     LEARNED,
@@ -81,6 +82,7 @@ from odetx.solvers import (
 from odetx.solvers.adaptive import AdaptiveMethod
 from odetx.solvers.embedded import EMBEDDED, EmbeddedTableau
 from odetx.solvers.field import ATTN, BOTH, MLP
+from odetx.solvers.learned import LearnedMethod
 
 __all__ = [
     "ATTN",
@@ -148,23 +150,20 @@ def _entry(kind: str, name: str, *registries: Registry[Any]) -> Iterator[list]:
     try:
         for registry in registries:
             if name in registry:
-                taken = NameTaken(registry.family, name, registry.origin(name))
-                raise EntryError(f"{kind} {name!r}: the name is taken ({holder(taken.origin)})")
-        with registering(origin) if origin is not None else _nothing():
+                where = holder(registry.origin(name))
+                raise EntryError(f"{kind} {name!r}: the name is taken ({where})")
+        with registering(origin) if origin is not None else nullcontext():
             yield added
     except EntryError:
         _withdraw(added)
         raise
-    except (ValueError, TypeError, KeyError, AttributeError, ConfigError, RuntimeError) as e:
+    except Exception as e:  # whatever the entry's own code raised while it was checked
         _withdraw(added)
         reason = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
-        reason = reason.removeprefix(f"{name}: ")
-        raise EntryError(f"{kind} {name!r}: {reason}") from None
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
+        if not isinstance(e, (ValueError, TypeError, KeyError, ConfigError)):
+            reason = f"{type(e).__name__}: {reason}"
+        reason = reason.strip().splitlines()[0] if reason.strip() else type(e).__name__
+        raise EntryError(f"{kind} {name!r}: {reason.removeprefix(f'{name}: ')}") from None
 
 
 def _withdraw(added: list[tuple[Registry[Any], str]]) -> None:
@@ -244,12 +243,10 @@ def learned_solver(
     base: str | ButcherTableau,
     integrator: type[FixedStepIntegrator],
     reference: str = "",
-) -> Any:
+) -> LearnedMethod:
     """A solver with trained coefficients: ``base``'s stages combined by ``integrator``, a
     :class:`~odetx.solvers.FixedStepIntegrator` subclass that overrides ``combine`` and
     keeps its parameters under ``coef`` (see :mod:`odetx.solvers.learned`)."""
-    from odetx.solvers.learned import LearnedMethod
-
     with _entry("learned solver", name, LEARNED, SOLVERS) as added:
         if isinstance(base, str):
             base = TABLEAUS[base]
@@ -407,8 +404,6 @@ def attention(name: str, build: Callable[..., nn.Module], description: str) -> A
         _callable("build", build)
         _text("description", description)
         kind = AttentionKind(name, build, description)
-        from odetx.models.components import Components
-
         for causal in (False, True):
             module = build(8, 2, True, 0.0, causal, AUTONOMOUS, Components(attn=name)).eval()
             x = _probe_input()

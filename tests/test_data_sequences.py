@@ -183,7 +183,7 @@ def test_token_datasets_shape_and_info():
 def _data_app() -> typer.Typer:
     # The same wrapping app.py gives every command: errors become one line and an exit code.
     app = typer.Typer()
-    app.command("listops")(command(data_cli.data_listops))
+    app.command("listops")(command("data listops", data_cli.data_listops))
     app.command("unused")(lambda: None)  # two commands keep the subcommand name on the line
     return app
 
