@@ -13,6 +13,7 @@ from rich.table import Table
 from odetx.cli.display import console
 from odetx.data import DATASETS
 from odetx.export.formats import FORMATS
+from odetx.importers import FAMILIES
 from odetx.models import ARCHS, BACKBONES, MLPS, NORMS, POSITIONS, PRESETS, STEMS
 from odetx.models.attention import ATTENTIONS
 from odetx.models.factory import DATA_KIND
@@ -120,12 +121,13 @@ TABLES: list[tuple[str, Registry[Any], tuple[str, ...], Callable[[Any], tuple]]]
         ("suffix", "artefact"),
         lambda f: (f.suffix, f.title),
     ),
+    ("model families (odetx import)", FAMILIES, ("source models",), lambda f: (f.description,)),
 ]
 
 
 def list_cmd() -> None:
     """List the registered archs (splitting schemes), solvers, datasets, presets, stems,
-    field components (norms, MLPs, attentions, positions), backbones and export formats,
-    each with where it comes from: built-in, or the plugin that added it."""
+    field components (norms, MLPs, attentions, positions), backbones, export formats and
+    the model families odetx import reads, each with where it comes from: built-in, or the plugin that added it."""
     for title, registry, columns, row in TABLES:
         _print(title, registry, columns, row)
