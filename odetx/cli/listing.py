@@ -128,6 +128,7 @@ TABLES: list[tuple[str, Registry[Any], tuple[str, ...], Callable[[Any], tuple]]]
 def list_cmd() -> None:
     """List the registered archs (splitting schemes), solvers, datasets, presets, stems,
     field components (norms, MLPs, attentions, positions), backbones, export formats and
-    the model families odetx import reads, each with where it comes from: built-in, or the plugin that added it."""
+    the model families odetx import reads, each with where it comes from: built-in, or
+    the plugin that added it."""
     for title, registry, columns, row in TABLES:
         _print(title, registry, columns, row)
