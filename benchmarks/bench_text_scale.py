@@ -4,10 +4,10 @@ preparing a corpus with BPE against ``tokenizers``' own batch encoding (the floo
     python benchmarks/bench_text_scale.py --sizes 30,300,2000 --work /tmp/scale
     python benchmarks/bench_text_scale.py --sizes 300 --prepare bpe --work /tmp/scale
 
-Each measurement is a fresh process (``--child``), so its peak RSS is
-its own: ``odetx train -c configs/lm.yaml --dataset text|tokens --data-dir DIR
---epochs 1 --set data.train_windows=64``, timed from the process's start to the end of
-its first optimiser step; peak RSS is the process's ``VmHWM``. Corpora are written by ``benchmarks/make_corpus.py``.
+Each measurement is a fresh process (``--child``): ``odetx train -c configs/lm.yaml
+--dataset text|tokens --data-dir DIR --epochs 1 --set data.train_windows=64``, timed
+from the process's start to the end of its first optimiser step; peak RSS is the
+process's ``VmHWM``. Corpora are written by ``benchmarks/make_corpus.py``.
 """
 
 from __future__ import annotations

@@ -103,10 +103,12 @@ def train(
         ),
     ] = None,
     threads: Annotated[
-        int | None,
+        str | None,
         typer.Option(
-            min=0,
-            help="torch threads per process (0: choose from the cores other processes leave).",
+            metavar="N|auto",
+            help="torch threads per process. Default: the usable cores (at most 8) shared by "
+            "the processes, recorded so --resume reuses it; auto: the cores other processes "
+            "leave free (not reproducible across loads).",
             rich_help_panel=PERF,
         ),
     ] = None,

@@ -12,6 +12,7 @@ import contextlib
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -73,10 +74,13 @@ class Trainer:
         callbacks: Sequence[EpochCallback] = (),
         force: bool = False,
     ) -> None:
-        self.cfg = cfg
-        self.reg_terms = Terms.of(cfg.train)
         # Before any parallel work: resizing torch's thread pool once it has run can abort.
         self.threads = apply_threads(cfg.train.threads, distributed.local_processes())
+        # The count used, not how it was chosen, goes into config.yaml and the checkpoints:
+        # a resume reuses it, and the same count is what makes a rerun bit-exact.
+        cfg = replace(cfg, train=replace(cfg.train, threads=self.threads.count))
+        self.cfg = cfg
+        self.reg_terms = Terms.of(cfg.train)
         device = resolve_device(cfg.train.device)
         self.dist = distributed.from_env(device)
         self.device = self.dist.device(device)

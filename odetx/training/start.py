@@ -55,6 +55,11 @@ def prepare_resume(resume: str | Path, overrides: dict[str, Any]) -> RunPlan:
             f"a resumed run continues in its own folder, {path.parent}; drop --out "
             "(to branch a run, copy its folder and resume the copy)",
         )
+    threads = overrides.get("train.threads")
+    if threads is not None and _parsed("train.threads", threads, ckpt["config"]) == 0:
+        # 0 asks for the default count, and a run's default is the count it recorded
+        # (a run saved with 0, from before counts were recorded, gets today's default).
+        overrides = {k: v for k, v in overrides.items() if k != "train.threads"}
     # The folder the run now lives in, even if it was moved since it started.
     overrides = {**overrides, "train.out": str(path.parent)}
     require(load_config(base=ckpt["config"]).plugins, f"the run in {path.parent}")
