@@ -1,6 +1,6 @@
-"""The default thread count is fixed by the usable cores (never by load) and recorded so a
-resume reuses it; ``auto`` follows the load; the command line bounds OpenMP's spin unless
-the user chose one."""
+"""The default thread count is fixed by the usable cores (never by load: one core is left
+free instead) and recorded so a resume reuses it; ``auto`` follows the load; the command
+line bounds OpenMP's spin unless the user chose one."""
 
 from __future__ import annotations
 
@@ -36,8 +36,8 @@ def machine(monkeypatch, cores: int, load: float) -> None:
 @pytest.mark.parametrize("load", [0.0, 1.2, 3.9, 40.0])
 def test_the_default_count_does_not_depend_on_load(monkeypatch, load):
     machine(monkeypatch, 4, load)
-    assert th.choose_threads(0).count == 4
-    assert th.choose_threads(0, processes=2).count == 2
+    assert th.choose_threads(0).count == 3  # one core left for the others
+    assert th.choose_threads(0, processes=2).count == 1
     assert "load" not in th.choose_threads(0).why
 
 
@@ -45,8 +45,10 @@ def test_the_default_count_is_capped_and_shared_by_processes(monkeypatch):
     machine(monkeypatch, 64, 0.0)
     assert th.choose_threads(0).count == th.DEFAULT_CAP
     assert th.choose_threads(0, processes=2).count == th.DEFAULT_CAP // 2
-    machine(monkeypatch, 2, 0.0)
-    assert th.choose_threads(0, processes=4).count == 1
+    for cores, count in ((1, 1), (2, 1), (3, 2), (9, 8)):
+        machine(monkeypatch, cores, 0.0)
+        assert th.choose_threads(0).count == count
+    assert th.choose_threads(0, processes=16).count == 1
 
 
 @pytest.mark.parametrize(
@@ -107,10 +109,10 @@ def test_the_command_line_bounds_the_spin_before_torch_loads():
 
 def test_a_run_records_its_count_and_a_resume_reuses_it(tmp_path, monkeypatch):
     run = tmp_path / "run"
-    machine(monkeypatch, 2, 0.0)
+    machine(monkeypatch, 3, 0.0)
     Trainer(build_config(overrides={**TINY, "train.threads": 0, "train.epochs": 1}), run).fit()
     assert yaml.safe_load((run / "config.yaml").read_text())["train"]["threads"] == 2
-    machine(monkeypatch, 4, 3.0)  # another machine, busy: the run's count still holds
+    machine(monkeypatch, 5, 3.0)  # another machine, busy: the run's count still holds
     for flags in ({}, {"train.threads": 0}, {"train.threads": "0"}):
         assert prepare_resume(run, {"train.epochs": 2, **flags}).config.train.threads == 2
     assert prepare_resume(run, {"train.threads": "1"}).config.train.threads == 1
@@ -123,7 +125,7 @@ def test_a_run_saved_with_threads_0_still_resumes(tmp_path, monkeypatch, trained
     ckpt = torch.load(run / "last.pt", weights_only=True)
     ckpt["config"]["train"]["threads"] = 0  # how runs recorded the automatic choice
     torch.save(ckpt, run / "last.pt")
-    machine(monkeypatch, 3, 0.0)
+    machine(monkeypatch, 4, 0.0)
     plan = prepare_resume(run, {"train.epochs": 3})
     assert plan.config.train.threads == 0
     trainer = Trainer(plan.config, plan.run_dir, plan.checkpoint)

@@ -106,9 +106,9 @@ def train(
         str | None,
         typer.Option(
             metavar="N|auto",
-            help="torch threads per process. Default: the usable cores (at most 8) shared by "
-            "the processes, recorded so --resume reuses it; auto: the cores other processes "
-            "leave free (not reproducible across loads).",
+            help="torch threads per process. Default: the usable cores less one (1 to 8) "
+            "shared by the processes, recorded so --resume reuses it; auto: the cores other "
+            "processes leave free (not reproducible across loads).",
             rich_help_panel=PERF,
         ),
     ] = None,
