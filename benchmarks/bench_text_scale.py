@@ -102,6 +102,21 @@ def timed(cmd: list[str]) -> tuple[float, float]:
     return wall, rss / 1024
 
 
+def train_row(args, mb: float, dataset: str, folder: Path, label: str) -> None:
+    """One table row: ``--repeats`` fresh training processes on ``folder``, as ranges."""
+    results = [
+        run_child("train", dataset, str(folder), str(args.work / "run"))
+        for _ in range(args.repeats)
+    ]
+    first = [r["first_step_s"] for r in results]
+    rss = [r["peak_rss_mb"] for r in results]
+    print(
+        f"| {mb:g} MB | {label} | {min(first):.1f}–{max(first):.1f} | "
+        f"{min(rss):.0f}–{max(rss):.0f} |",
+        flush=True,
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="30,300", help="corpus sizes in MB, comma-separated")
@@ -137,17 +152,7 @@ def main() -> None:
                 check=True,
                 capture_output=True,
             )
-        results = [
-            run_child("train", "text", str(corpus), str(args.work / "run"))
-            for _ in range(args.repeats)
-        ]
-        first = [r["first_step_s"] for r in results]
-        rss = [r["peak_rss_mb"] for r in results]
-        print(
-            f"| {mb:g} MB | text (bytes, memory-mapped) | {min(first):.1f}–{max(first):.1f} | "
-            f"{min(rss):.0f}–{max(rss):.0f} |",
-            flush=True,
-        )
+        train_row(args, mb, "text", corpus, "text (bytes, memory-mapped)")
         if args.prepare:
             prepared = args.work / f"tokens{mb:g}-{args.prepare}"
             cmd = [
@@ -174,17 +179,7 @@ def main() -> None:
                     f"|   | tokenizers' encode_batch alone (floor, text in memory): "
                     f"{floor['encode_s']:.0f} s, peak RSS {floor['peak_rss_mb']:.0f} MB | | |"
                 )
-            results = [
-                run_child("train", "tokens", str(prepared), str(args.work / "run"))
-                for _ in range(args.repeats)
-            ]
-            first = [r["first_step_s"] for r in results]
-            rss = [r["peak_rss_mb"] for r in results]
-            print(
-                f"| {mb:g} MB | tokens ({args.prepare}) | {min(first):.1f}–{max(first):.1f} | "
-                f"{min(rss):.0f}–{max(rss):.0f} |",
-                flush=True,
-            )
+            train_row(args, mb, "tokens", prepared, f"tokens ({args.prepare})")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,20 @@ TINY = {
     "train.threads": 1,  # a fixed count: float sums, and so results, depend on it
 }
 
+# A language model of a few thousand parameters: one epoch of 32 windows of 16 tokens.
+TINY_LM = {
+    "data.train_windows": 32,
+    "model.preset": "gpt-tiny",
+    "model.dim": 16,
+    "model.depth": 2,
+    "model.heads": 2,
+    "model.context": 16,
+    "train.epochs": 1,
+    "train.label_smoothing": 0.0,
+    "train.device": "cpu",
+    "train.threads": 1,
+}
+
 
 @pytest.fixture(scope="session", autouse=True)
 def one_thread():

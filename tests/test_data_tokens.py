@@ -20,6 +20,7 @@ from odetx.data.tokenizer_sources import Fit, convert_tiktoken, train_bpe
 from odetx.errors import DataError
 from odetx.resolve import build_config
 from odetx.training import Trainer
+from tests.conftest import TINY_LM
 
 # Whitespace every way byte-level BPE treats specially: runs of spaces before and after
 # newlines, blank lines, tabs, non-ASCII letters and digits.
@@ -135,20 +136,7 @@ def bpe_run(tmp_path_factory):
     src = corpus(root / "src")
     prepare_text(src, root / "tokens", "bpe", vocab_size=320)
     cfg = build_config(
-        overrides={
-            "data.name": "tokens",
-            "data.root": str(root / "tokens"),
-            "data.train_windows": 32,
-            "model.preset": "gpt-tiny",
-            "model.dim": 16,
-            "model.depth": 2,
-            "model.heads": 2,
-            "model.context": 16,
-            "train.epochs": 1,
-            "train.label_smoothing": 0.0,
-            "train.device": "cpu",
-            "train.threads": 1,
-        }
+        overrides={**TINY_LM, "data.name": "tokens", "data.root": str(root / "tokens")}
     )
     Trainer(cfg, root / "run").fit()
     return root

@@ -15,6 +15,7 @@ from odetx.models import ARCHS
 from odetx.models.kvcache import KVCache
 from odetx.resolve import build_config, create_model
 from odetx.training import Trainer
+from tests.conftest import TINY_LM
 
 INFO = DataInfo("text", 256, vocab_size=256, max_len=12)
 
@@ -105,21 +106,7 @@ def lm_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("lm")
     (root / "input.txt").write_text("the quick brown fox jumps over the lazy dog. " * 40)
     cfg = build_config(
-        overrides={
-            "data.name": "text",
-            "data.root": str(root),
-            "data.vocab": "char",
-            "data.train_windows": 32,
-            "model.preset": "gpt-tiny",
-            "model.dim": 16,
-            "model.depth": 2,
-            "model.heads": 2,
-            "model.context": 16,
-            "train.epochs": 1,
-            "train.label_smoothing": 0.0,
-            "train.device": "cpu",
-            "train.threads": 1,
-        }
+        overrides={**TINY_LM, "data.name": "text", "data.root": str(root), "data.vocab": "char"}
     )
     Trainer(cfg, root / "run").fit()
     return root / "run"

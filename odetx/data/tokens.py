@@ -139,11 +139,31 @@ def open_prepared(root: str | None) -> tuple[Tokenizer, dict[str, TokenFile]]:
     return tokenizer, files
 
 
+_opened: dict[tuple, tuple[Tokenizer, dict[str, TokenFile]]] = {}
+
+
+def _opened_once(root: str | None) -> tuple[Tokenizer, dict[str, TokenFile]]:
+    """:func:`open_prepared`, once per version of the folder: a run reads its info when
+    the config is resolved and its splits when training starts, and the val/test id
+    check reads those files whole."""
+    folder = _folder(root)
+    stamp = tuple(
+        (p.name, p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(folder.iterdir())
+        if p.is_file()
+    )
+    key = (str(folder.resolve()), stamp)
+    if key not in _opened:
+        _opened.clear()
+        _opened[key] = open_prepared(root)
+    return _opened[key]
+
+
 def info(cfg) -> DataInfo:
     check_options(cfg)
-    return build(cfg, *open_prepared(cfg.root), f"{cfg.root}")[0]
+    return build(cfg, *_opened_once(cfg.root), f"{cfg.root}")[0]
 
 
 def load(cfg) -> Splits:
     check_options(cfg)
-    return build(cfg, *open_prepared(cfg.root), f"{cfg.root}")[1]
+    return build(cfg, *_opened_once(cfg.root), f"{cfg.root}")[1]
