@@ -112,6 +112,16 @@ class TorchodeBlock(torch.nn.Module):
         return sol.ys[:, -1].view(shape)
 
 
+def auroc(pos, neg):
+    """Chance that a wrong input took more evaluations than a right one (ties count half):
+    0.5 means NFE says nothing about errors."""
+    if len(pos) == 0 or len(neg) == 0:
+        return None
+    gt = (pos[:, None] > neg[None, :]).double().mean()
+    eq = (pos[:, None] == neg[None, :]).double().mean()
+    return float(gt + eq / 2)
+
+
 def interp_nfe(err_curve, nfe_curve, target):
     """NFE at which a mode's (err, nfe) curve reaches ``target`` error (log-log)."""
     pts = sorted(zip(err_curve, nfe_curve, strict=True))
@@ -137,6 +147,9 @@ def bench_run(run, tols, shared_tols, n, repeats):
             )
             model = loaded.rebuild(cfg)
             out, nfe = run_model(model, inputs, 64)
+            # batch-shared steps depend on the batch: its count at batch 1 and 256 beside 64's
+            nfe_b = {b: run_model(model, [t[:limit] for t in inputs], b)[1].mean()
+                     for b, limit in ((1, 64), (256, None))}  # fmt: skip
             err = per_sample_error(out, ref)
             right = out.argmax(-1) == y
             row = {
@@ -145,6 +158,8 @@ def bench_run(run, tols, shared_tols, n, repeats):
                 "nfe": float(nfe.mean()),
                 "nfe_p90": float(nfe.quantile(0.9)),
                 "nfe_max": float(nfe.max()),
+                "nfe_b1": float(nfe_b[1]),
+                "nfe_b256": float(nfe_b[256]),
                 "err": float(err.mean()),
                 "err_max": float(err.max()),
                 "acc": float(right.double().mean()),
@@ -157,6 +172,7 @@ def bench_run(run, tols, shared_tols, n, repeats):
                 top = nfe >= nfe.quantile(0.9)
                 row["nfe_right"] = float(nfe[right].mean())
                 row["nfe_wrong"] = float(nfe[~right].mean()) if (~right).any() else None
+                row["auroc_nfe_wrong"] = auroc(nfe[~right], nfe[right])
                 row["acc_top_decile_nfe"] = float(right[top].double().mean())
                 row["acc_rest"] = float(right[~top].double().mean()) if (~top).any() else None
             rows.append(row)
@@ -170,6 +186,13 @@ def bench_run(run, tols, shared_tols, n, repeats):
             at = interp_nfe([r["err"] for r in shared], [r["nfe"] for r in shared], row["err"])
             row["shared_nfe_equal_err"] = at
             row["nfe_ratio_equal_err"] = at / row["nfe"] if at else None
+            # equal worst-sample error: every prediction held to the same accuracy
+            worst = interp_nfe([r["err_max"] for r in shared], [r["nfe"] for r in shared],
+                               row["err_max"])  # fmt: skip
+            row["nfe_ratio_equal_err_max"] = worst / row["nfe"] if worst else None
+            at256 = interp_nfe([r["err"] for r in shared], [r["nfe_b256"] for r in shared],
+                               row["err"])  # fmt: skip
+            row["nfe_ratio_equal_err_b256"] = at256 / row["nfe"] if at256 else None
             if at:  # batch-shared wall time at that error, interpolated likewise
                 ms = interp_nfe([r["err"] for r in shared], [r["ms_b64"] for r in shared],
                                 row["err"])  # fmt: skip
@@ -212,15 +235,19 @@ def main() -> None:
         record = bench_run(run, args.tols, args.shared_tols, args.n, args.repeats)
         print(json.dumps(record))
         print(f"{'mode':<11}{'tol':>7}{'nfe':>7}{'p90':>6}{'max':>6}{'err':>10}{'acc':>7}"
-              f"{'ms/s b1':>9}{'b64':>7}{'b256':>7}{'NFE x eq.err':>13}{'b64 x':>7}")  # fmt: skip
+              f"{'ms/s b1':>9}{'b64':>7}{'b256':>7}{'NFE x eq.err':>13}{'eq.max':>7}"
+              f"{'b256':>6}{'b64 x':>7}")  # fmt: skip
         for r in record["rows"]:
             ratio = r.get("nfe_ratio_equal_err")
             speed = r.get("b64_speedup_equal_err")
+            worst, r256 = r.get("nfe_ratio_equal_err_max"), r.get("nfe_ratio_equal_err_b256")
             print(
                 f"{r['mode']:<11}{r['tol']:>7.0e}{r['nfe']:>7.1f}{r['nfe_p90']:>6.0f}"
                 f"{r['nfe_max']:>6.0f}{r['err']:>10.2e}{r['acc']:>7.3f}{r['ms_b1']:>9.2f}"
                 f"{r['ms_b64']:>7.2f}{r['ms_b256']:>7.2f}"
                 f"{(f'{ratio:.2f}' if ratio else '—'):>13}"
+                f"{(f'{worst:.2f}' if worst else '—'):>7}"
+                f"{(f'{r256:.2f}' if r256 else '—'):>6}"
                 f"{(f'{speed:.2f}' if speed else '—'):>7}"
             )
         print("torchode:", record["torchode"])
