@@ -122,6 +122,22 @@ def auroc(pos, neg):
     return float(gt + eq / 2)
 
 
+def spearman(a, b):
+    """Rank correlation (average ranks for ties) of two 1-D tensors."""
+
+    def ranks(v):
+        order = v.double().argsort()
+        r = torch.empty_like(order, dtype=torch.double)
+        r[order] = torch.arange(len(v), dtype=torch.double)
+        for value in v.unique():  # ties share their mean rank
+            same = v == value
+            r[same] = r[same].mean()
+        return r - r.mean()
+
+    ra, rb = ranks(a), ranks(b)
+    return float((ra * rb).sum() / (ra.norm() * rb.norm()))
+
+
 def interp_nfe(err_curve, nfe_curve, target):
     """NFE at which a mode's (err, nfe) curve reaches ``target`` error (log-log)."""
     pts = sorted(zip(err_curve, nfe_curve, strict=True))
@@ -175,6 +191,8 @@ def bench_run(run, tols, shared_tols, n, repeats):
                 row["auroc_nfe_wrong"] = auroc(nfe[~right], nfe[right])
                 row["acc_top_decile_nfe"] = float(right[top].double().mean())
                 row["acc_rest"] = float(right[~top].double().mean()) if (~top).any() else None
+                if len(inputs) > 1 and inputs[1].dtype == torch.bool:  # token data: its mask
+                    row["spearman_nfe_length"] = spearman(nfe, inputs[1].sum(1).double())
             rows.append(row)
     for row in rows:
         if row["mode"] == "per-sample":
@@ -250,6 +268,12 @@ def main() -> None:
                 f"{(f'{r256:.2f}' if r256 else '—'):>6}"
                 f"{(f'{speed:.2f}' if speed else '—'):>7}"
             )
+        for r in record["rows"]:  # which inputs take the most steps
+            if r["mode"] == "per-sample":
+                print(f"per sample {r['tol']:.0e}: NFE right {r['nfe_right']:.1f} / wrong "
+                      f"{r['nfe_wrong'] or float('nan'):.1f}, AUROC(NFE, wrong) "
+                      f"{r['auroc_nfe_wrong'] or float('nan'):.2f}, Spearman(NFE, length) "
+                      f"{r.get('spearman_nfe_length', float('nan')):.2f}")  # fmt: skip
         print("torchode:", record["torchode"])
 
 
