@@ -152,8 +152,9 @@ def interp_nfe(err_curve, nfe_curve, target):
 def bench_run(run, tols, shared_tols, n, repeats):
     loaded = load_model(run)
     inputs, y = batches(loaded, n)
-    ref = loaded.rebuild(REFERENCE).double()(*[t.double() if t.is_floating_point() else t
-                                              for t in inputs])  # fmt: skip
+    with torch.no_grad():
+        ref = loaded.rebuild(REFERENCE).double()(*[t.double() if t.is_floating_point() else t
+                                                  for t in inputs])  # fmt: skip
     rows = []
     for mode, mode_tols in (("shared", shared_tols), ("per-sample", tols)):
         for tol in mode_tols:

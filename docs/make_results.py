@@ -17,7 +17,8 @@ Run from the repository root with the virtual environment active::
 
 Hand-written conclusions sit between ``<!-- conclusions:begin -->`` and ``<!-- conclusions:end
 -->`` (the language model's between ``lm-conclusions`` markers, the hand-run variant studies
-between ``variants-time``, ``variants-rk`` and ``variants-reg`` markers); this script keeps them.
+between ``variants-time``, ``variants-rk`` and ``variants-reg`` markers); this script keeps them,
+and the section between ``lm-budget`` markers, written by docs/make_lm_budget.py, as it stands.
 ``--no-run`` skips steps 1-2 and only rewrites the page from the finished runs.
 """
 
@@ -427,6 +428,7 @@ def write_page(cells: list[tuple[str, str, dict]]) -> None:
         lm_claim1=lm1_text,
         lm_claim2=lm2_text,
         **{f"variants_{k}": conclusions(page, f"variants-{k}") for k in ("time", "rk", "reg")},
+        lm_budget=conclusions(page, "lm-budget"),
     )
     page.write_text(page_text)
     record = {
