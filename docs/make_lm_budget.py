@@ -59,7 +59,8 @@ SWEEP = f"configs/sweeps/{NAME}.yaml"
 EARLIER = "configs/sweeps/study-lm.yaml"  # the language-model study of the section before
 LANES = (
     f"python docs/study_lanes.py {SWEEP} --lanes 2 "
-    "--first archs,groups,capacity --first solvers:midpoint/2,solvers:rk4/1,time,modern"
+    "--first archs,groups,capacity "
+    "--first solvers:midpoint/2,time:film/1,modern:sequential/4/1,modern:parallel/4/1"
 )
 BEGIN, END = "<!-- lm-budget:begin -->", "<!-- lm-budget:end -->"
 BEFORE = "## Variants from later papers"  # the section goes in front of this one the first time

@@ -2,7 +2,8 @@
 """Train a sweep's cells in several processes at once, in an order that keeps arms paired.
 
     python docs/study_lanes.py configs/sweeps/study-lm-budget.yaml --lanes 2 \
-        --first archs,groups,capacity --first solvers:midpoint/2,solvers:rk4/1,time,modern
+        --first archs,groups,capacity \
+        --first solvers:midpoint/2,time:film/1,modern:sequential/4/1,modern:parallel/4/1
 
 Each lane is one process (``--lane i`` runs one lane in this process; without it, all lanes
 start as child processes and this waits for them). Cells are ordered in tiers, each ``--first``
@@ -31,11 +32,10 @@ from odetx.errors import Interrupted  # noqa: E402
 
 
 def _label(cell: Cell) -> str:
-    """``experiment`` or ``experiment:method/steps`` (an arm's name in ``--first``)."""
-    o = cell.overrides
-    if "solver.method" in o:
-        return f"{cell.experiment}:{o['solver.method']}/{o.get('solver.steps', '')}"
-    return cell.experiment
+    """``experiment:value/value…`` (an arm's name in ``--first``: its grid values but the
+    seed, in the grid's order, e.g. ``solvers:midpoint/2``); ``experiment`` names every arm."""
+    values = [str(v) for k, v in cell.overrides.items() if k != "train.seed"]
+    return f"{cell.experiment}:{'/'.join(values)}"
 
 
 def ordered(cells: list[Cell], tiers: list[list[str]]) -> list[Cell]:
