@@ -70,6 +70,7 @@ class SolverConfig:
     max_num_steps: int | None = None
     adjoint: bool = False
     per_sample: bool = False  # embedded pairs: each sample its own steps (odetx's integrator)
+    controller: str = "integral"  # per-sample step-size controller: integral or pi
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from odetx.cli.display import RichReporter, console, print_result_table
 from odetx.compare.request import CompareRequest, compare
 from odetx.compare.sweep import Cell
 from odetx.models import ARCHS
-from odetx.solvers import SOLVERS
+from odetx.solvers import CONTROLLERS, SOLVERS
 
 SWEEP = "Sweep"
 
@@ -82,6 +82,17 @@ def compare_cmd(
             rich_help_panel=o.SOLVER,
         ),
     ] = False,
+    controller: Annotated[
+        list[o.Name] | None,
+        typer.Option(
+            "--controller",
+            parser=o.choice(CONTROLLERS),
+            metavar=o.metavar(CONTROLLERS),
+            help="Step-size controller of the per-sample solves (repeatable: one row each; "
+            "default: the trained one).",
+            rich_help_panel=o.SOLVER,
+        ),
+    ] = None,
     arch: Annotated[
         list[o.Name] | None,
         typer.Option(
@@ -139,6 +150,7 @@ def compare_cmd(
         rtol=rtol,
         atol=atol,
         per_sample=per_sample,
+        controllers=[c.value for c in controller or []],
         archs=[a.value for a in arch or []],
         split=split,
         data_dir=data_dir,

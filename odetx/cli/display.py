@@ -20,6 +20,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from odetx.config import SolverConfig
+
 console = Console()
 err_console = Console(stderr=True)
 
@@ -46,6 +48,9 @@ def kv_table(title: str, rows: dict[str, Any]) -> Table:
 def solver_label(solver) -> str:
     if solver.rtol is not None:
         each = ", per sample" if getattr(solver, "per_sample", False) else ""
+        controller = getattr(solver, "controller", SolverConfig.controller)
+        if each and controller != SolverConfig.controller:  # named when not the default
+            each += f", {controller} controller"
         return f"{solver.method} (rtol {solver.rtol:g}, atol {solver.atol:g}{each})"
     return f"{solver.method} ({solver.steps} step{'s' if solver.steps != 1 else ''})"
 

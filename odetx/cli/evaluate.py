@@ -20,6 +20,7 @@ def eval_cmd(
     rtol: o.RtolOpt = None,
     atol: o.AtolOpt = None,
     per_sample: o.PerSampleOpt = None,
+    controller: o.ControllerOpt = None,
     split: Annotated[str, typer.Option(help=o.SPLIT_NAMES, rich_help_panel=o.DATA)] = "test",
     data_dir: o.DataDirOpt = None,
     batch_size: o.BatchOpt = None,
@@ -41,7 +42,7 @@ def eval_cmd(
     run = evaluate_checkpoint(
         checkpoint,
         split,
-        o.solver_overrides(solver, steps, rtol, atol, per_sample),
+        o.solver_overrides(solver, steps, rtol, atol, per_sample, controller),
         str(data_dir) if data_dir else None,
         batch_size,
         device or "cpu",

@@ -42,6 +42,7 @@ def export_cmd(
     rtol: o.RtolOpt = None,
     atol: o.AtolOpt = None,
     per_sample: o.PerSampleOpt = None,
+    controller: o.ControllerOpt = None,
     as_json: o.JsonOpt = False,
     no_ema: o.NoEmaOpt = False,
 ) -> None:
@@ -55,7 +56,7 @@ def export_cmd(
         checkpoint,
         out,
         fmt,
-        o.solver_overrides(solver, steps, rtol, atol, per_sample),
+        o.solver_overrides(solver, steps, rtol, atol, per_sample, controller),
         force,
         ema=not no_ema,
     )

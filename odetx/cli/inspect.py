@@ -28,6 +28,7 @@ def inspect_cmd(
     rtol: o.RtolOpt = None,
     atol: o.AtolOpt = None,
     per_sample: o.PerSampleOpt = None,
+    controller: o.ControllerOpt = None,
     split: Annotated[str, typer.Option(help=o.SPLIT_NAMES, rich_help_panel=o.DATA)] = "test",
     n: Annotated[
         int, typer.Option("--n", help="Examples (the split's first).", rich_help_panel=o.DATA)
@@ -55,7 +56,7 @@ def inspect_cmd(
         checkpoint,
         split,
         n,
-        o.solver_overrides(solver, steps, rtol, atol, per_sample),
+        o.solver_overrides(solver, steps, rtol, atol, per_sample, controller),
         str(data_dir) if data_dir else None,
         device or "cpu",
         csv,

@@ -13,7 +13,7 @@ from odetx.data import DATASETS, SPLITS
 from odetx.models import ARCHS, PRESETS
 from odetx.registry import Registry
 from odetx.runtime.precision import AMP_DTYPES
-from odetx.solvers import SOLVERS
+from odetx.solvers import CONTROLLERS, SOLVERS
 
 MODEL, SOLVER, DATA, OPTIM, OUTPUT = "Model", "Solver", "Data", "Optimisation", "Output"
 
@@ -127,6 +127,17 @@ PerSampleOpt = Annotated[
         rich_help_panel=SOLVER,
     ),
 ]
+ControllerOpt = Annotated[
+    Name | None,
+    typer.Option(
+        "--controller",
+        parser=choice(CONTROLLERS),
+        metavar=metavar(CONTROLLERS),
+        help="Step-size controller of --per-sample steps: integral (torchdiffeq's rule, the "
+        "default) or pi (Gustafsson's).",
+        rich_help_panel=SOLVER,
+    ),
+]
 DatasetOpt = Annotated[
     Name | None,
     typer.Option(
@@ -162,7 +173,7 @@ JsonOpt = Annotated[
 ]
 
 
-def solver_overrides(solver, steps, rtol, atol, per_sample=None) -> dict:
+def solver_overrides(solver, steps, rtol, atol, per_sample=None, controller=None) -> dict:
     """The solver flags given on the command line, as config fields."""
     return {
         "method": solver.value if solver is not None else None,
@@ -170,4 +181,5 @@ def solver_overrides(solver, steps, rtol, atol, per_sample=None) -> dict:
         "rtol": rtol,
         "atol": atol,
         "per_sample": per_sample,
+        "controller": controller.value if controller is not None else None,
     }

@@ -34,11 +34,12 @@ def predict_cmd(
     rtol: o.RtolOpt = None,
     atol: o.AtolOpt = None,
     per_sample: o.PerSampleOpt = None,
+    controller: o.ControllerOpt = None,
 ) -> None:
     """Predict the most likely classes; an unreadable input is one line on stderr, the others
     are still predicted, and the exit code is 1 if any failed. With --per-sample each
     input's field evaluations (NFE) are its own: a difficulty score."""
-    overrides = o.solver_overrides(solver, steps, rtol, atol, per_sample)
+    overrides = o.solver_overrides(solver, steps, rtol, atol, per_sample, controller)
     done, failed = predict(model, inputs, top_k, not no_ema, sys.stdin.read, overrides)
     for f in failed:
         err_console.print(f"error: {f.input}: {f.reason}", highlight=False, soft_wrap=True)

@@ -46,6 +46,7 @@ def train(
     atol: o.AtolOpt = None,
     adjoint: o.AdjointOpt = None,
     per_sample: o.PerSampleOpt = None,
+    controller: o.ControllerOpt = None,
     dataset: o.DatasetOpt = None,
     data_dir: o.DataDirOpt = None,
     download: Annotated[
@@ -141,6 +142,7 @@ def train(
         "solver.atol": atol,
         "solver.adjoint": adjoint,
         "solver.per_sample": per_sample,
+        "solver.controller": controller.value if controller else None,
         "data.name": dataset.value if dataset else None,
         "data.root": str(data_dir) if data_dir else None,
         "data.download": download,

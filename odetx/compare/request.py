@@ -44,6 +44,7 @@ class CompareRequest:
     plot: Path | None = None
     ema: bool = True  # False: --no-ema, a train.ema checkpoint's trained weights
     per_sample: bool = False  # adaptive embedded pairs also per sample (odetx's integrator)
+    controllers: list[str] = field(default_factory=list)  # per-sample step-size controllers
 
     def solver_flags(self) -> list[str]:
         """The flags given that only comparing solvers on one checkpoint takes."""
@@ -59,6 +60,7 @@ class CompareRequest:
             "--device": self.device,
             "--no-ema": None if self.ema else True,
             "--per-sample": True if self.per_sample else None,
+            "--controller": self.controllers,
         }
         return [flag for flag, value in flags.items() if value not in (None, [])]
 
@@ -202,6 +204,7 @@ def compare(
             data_root=str(req.data_dir) if req.data_dir else None,
             ema=req.ema,
             per_sample=req.per_sample,
+            controllers=req.controllers,
         )
     else:
         table = runs_table(req.targets)

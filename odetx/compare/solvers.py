@@ -35,7 +35,7 @@ from odetx.evaluation import (
 )
 from odetx.models import ARCHS
 from odetx.runtime.loaders import make_loader
-from odetx.solvers import ADAPTIVE, ADAPTIVE_NAMES, EMBEDDED_NAMES, SOLVERS
+from odetx.solvers import ADAPTIVE, ADAPTIVE_NAMES, CONTROLLERS, EMBEDDED_NAMES, SOLVERS
 
 # The reference: rk4 on the unsplit field with this many steps per group; the same
 # solve at half the steps estimates the reference's own error.
@@ -103,6 +103,15 @@ def tolerance_pairs(
     return list(zip(rtols, atols, strict=True))
 
 
+def _row_name(cfg: SolverConfig) -> str:
+    """``dopri5``, ``dopri5 per sample``, ``dopri5 per sample (pi)``: the controller is
+    named when it is not the default."""
+    if not cfg.per_sample:
+        return cfg.method
+    other = cfg.controller != SolverConfig.controller
+    return f"{cfg.method} per sample" + (f" ({cfg.controller})" if other else "")
+
+
 def _modes(method: str, per_sample: bool) -> list[bool]:
     """``per_sample`` values to run ``method`` with: torchdiffeq's batch-shared steps where
     it has the method, and odetx's per-sample ones with ``--per-sample`` (or only them)."""
@@ -120,9 +129,11 @@ def settings(
     atol: float | list[float] | None,
     archs: list[str],
     per_sample: bool = False,
+    controllers: list[str] | None = None,
 ) -> list[Setting]:
     """Every (arch, solver, steps) to try; adaptive solvers take the tolerances instead,
-    each batch-shared and, with ``per_sample``, per sample too.
+    each batch-shared and, with ``per_sample``, per sample too (once per controller in
+    ``controllers``; none: the trained one).
 
     Raises:
         ConfigError: tolerances with no adaptive solver, steps with no fixed-step one,
@@ -135,6 +146,12 @@ def settings(
     if per_sample and not any(SOLVERS[m].per_sample for m in methods):
         raise ConfigError(
             "--per-sample", f"needs an embedded pair among the solvers ({EMBEDDED_NAMES})"
+        )
+    for c in controllers or []:
+        CONTROLLERS.lookup(c, "--controller")
+    if controllers and not any(True in _modes(m, per_sample) for m in methods):
+        raise ConfigError(
+            "--controller", "chooses the per-sample solves' controller: add --per-sample"
         )
     given = [v for v in (rtol, atol) if v not in (None, [])]
     if given and len(fixed) == len(methods):
@@ -153,9 +170,10 @@ def settings(
         for method in methods:
             if SOLVERS[method].adaptive:
                 cfgs = [
-                    {"method": method, "rtol": r, "atol": a, "per_sample": each}
+                    {"method": method, "rtol": r, "atol": a, "per_sample": each, "controller": c}
                     for r, a in tols
                     for each in _modes(method, per_sample)
+                    for c in (controllers or [None] if each else [None])
                 ]
             else:
                 trained_steps = loaded.trained_solver.steps
@@ -202,6 +220,7 @@ def compare_solvers(
     convergence_tokens: int = 256,
     ema: bool = True,
     per_sample: bool = False,
+    controllers: list[str] | None = None,
 ) -> ResultTable:
     """Evaluate ``checkpoint`` under every setting; returns the table (rows carry raw values).
 
@@ -216,7 +235,9 @@ def compare_solvers(
     check_split(split)
     loaded = load_model(checkpoint, device=device, ema=ema)
     model_cfg = loaded.config.model
-    todo = settings(loaded, methods, steps, rtol, atol, archs or [model_cfg.arch], per_sample)
+    todo = settings(
+        loaded, methods, steps, rtol, atol, archs or [model_cfg.arch], per_sample, controllers
+    )
     dataset = load_split(loaded, split, data_root)
     loader = eval_loader(loaded, dataset, batch_size)
     dev = loaded.device
@@ -246,8 +267,9 @@ def compare_solvers(
         rows.append(
             {
                 "arch": s.arch,
-                "solver": s.solver.method + (" per sample" if s.solver.per_sample else ""),
+                "solver": _row_name(s.solver),
                 "per_sample": s.solver.per_sample,
+                "controller": s.solver.controller if s.solver.per_sample else None,
                 "steps": None if adaptive else s.solver.steps,
                 "h": None if adaptive else span / s.solver.steps,
                 "rtol": s.solver.rtol,

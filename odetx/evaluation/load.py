@@ -73,6 +73,8 @@ def override_solver(trained: SolverConfig, overrides: dict[str, Any]) -> SolverC
     base = trained
     if "method" in overrides and overrides["method"] != trained.method:
         base = SolverConfig(method=overrides["method"], adjoint=False)
+    if overrides.get("per_sample") is False and "controller" not in overrides:
+        base = dataclasses.replace(base, controller=SolverConfig.controller)
     cfg = from_dict(SolverConfig, {**dataclasses.asdict(base), **overrides}, "solver.")
     validate_solver(cfg)
     return resolve_solver(cfg)

@@ -14,6 +14,7 @@ from odetx.config import SolverConfig
 from odetx.errors import ConfigError
 from odetx.registry import Registry
 from odetx.solvers.adaptive import ADAPTIVE, ADAPTIVE_DEFAULTS, AdaptiveIntegrator
+from odetx.solvers.controllers import CONTROLLERS, DEFAULT_CONTROLLER
 from odetx.solvers.embedded import EMBEDDED, EmbeddedTableau
 from odetx.solvers.fixed import FixedStepIntegrator
 from odetx.solvers.learned import LEARNED, fit_coefficients, is_coefficient
@@ -119,6 +120,13 @@ def check_per_sample(cfg: SolverConfig) -> None:
             "per-sample steps backpropagate through their steps directly; "
             "set solver.adjoint=false (the adjoint is torchdiffeq's, batch-shared)",
         )
+    CONTROLLERS.lookup(cfg.controller, "solver.controller")
+    if not cfg.per_sample and cfg.controller != DEFAULT_CONTROLLER:
+        raise ConfigError(
+            "solver.controller",
+            "chooses per-sample steps' controller; batch-shared solvers (torchdiffeq) step "
+            "with their own integral one: add --per-sample or drop it",
+        )
     if not cfg.per_sample and cfg.method in EMBEDDED and cfg.method not in ADAPTIVE:
         raise ConfigError(
             "solver.per_sample",
@@ -207,7 +215,7 @@ def _per_sample(
         )
     return PerSampleIntegrator(
         field, EMBEDDED[cfg.method], substeps, cfg.steps, t0, t1,
-        time_dependent=time_dependent, **opts,
+        time_dependent=time_dependent, controller=cfg.controller, **opts,
     )  # fmt: skip
 
 
@@ -222,6 +230,7 @@ __all__ = [
     "ADAPTIVE",
     "ADAPTIVE_NAMES",
     "AdaptiveIntegrator",
+    "CONTROLLERS",
     "EMBEDDED",
     "EMBEDDED_NAMES",
     "EmbeddedTableau",

@@ -2,7 +2,7 @@
 
 An embedded Runge–Kutta pair (:mod:`odetx.solvers.embedded`) with, per sample: its own
 time ``t`` and step ``h``, an error norm over that sample's real tokens and channels
-only (padding excluded), Hairer's initial step, a PI step-size controller and a step
+only (padding excluded), Hairer's initial step, a step-size controller and a step
 count checked against ``solver.max_num_steps``. A sample whose solve reached the end
 of its span leaves the active set: its state is scattered into the output and the
 batch is compacted (gathered), so later field evaluations go only to samples still
@@ -10,20 +10,11 @@ integrating. A sample's steps therefore depend on that sample alone, and so does
 result: solved in any batch it equals the sample solved alone, to float rounding
 (batched kernels may sum in another order).
 
-The step-size controller is Gustafsson's PI controller (Gustafsson, "Control theoretic
-techniques for stepsize selection in explicit Runge–Kutta methods", ACM TOMS 17, 1991;
-Hairer & Wanner, *Solving ODEs II*, §IV.2, "a good choice is α ≈ 0.7/k, β ≈ 0.4/k"):
-after a step with error ratio ``ε_n`` (the error norm over the tolerance; the step is
-accepted when ``ε_n ≤ 1``)::
-
-    h_new = h · clamp(SAFETY · ε_n^(−0.7/k) · ε_prev^(0.4/k), FACTOR_MIN, FACTOR_MAX)
-
-with ``k = q + 1`` (``q`` the embedded order), ``ε_prev`` the ratio of the last accepted
-step (floored at ``PREV_FLOOR`` and starting at 1, as ``facold`` in Hairer's DOPRI5),
-and no growth right after a rejection. ``SAFETY``, ``FACTOR_MIN`` and ``FACTOR_MAX``
-are DOPRI5's defaults (0.9, 0.2, 10; torchdiffeq's too). The initial step is Hairer,
-Nørsett & Wanner, *Solving ODEs I*, §II.4 ("starting step size"), per sample: two
-field evaluations, ``f(t0, x0)`` (the first stage of the first step) and one trial.
+The step-size controller is one of :mod:`odetx.solvers.controllers` (``integral`` by
+default, as torchdiffeq steps; or Gustafsson's ``pi``), with its constants and sources there.
+The initial step is Hairer, Nørsett & Wanner, *Solving ODEs I*, §II.4 ("starting step
+size"), per sample: two field evaluations, ``f(t0, x0)`` (the first stage of the first
+step) and one trial.
 
 Scriptable: loops over tensors, plain-typed attributes (``rtol``, ``atol``,
 ``max_num_steps`` stay runtime attributes of a scripted model), no Python structures
@@ -37,15 +28,16 @@ import torch
 from torch import Tensor, nn
 
 from odetx.errors import SolverError
+from odetx.solvers.controllers import (
+    CONTROLLERS,
+    DEFAULT_CONTROLLER,
+    FACTOR_MAX,
+    FACTOR_MIN,
+    PREV_FLOOR,
+    SAFETY,
+)
 from odetx.solvers.embedded import EmbeddedTableau
 from odetx.solvers.field import FIELD_WEIGHT
-
-SAFETY = 0.9
-FACTOR_MIN = 0.2
-FACTOR_MAX = 10.0
-PI_ALPHA = 0.7  # β1 = PI_ALPHA / k: the error of this step
-PI_BETA = 0.4  # β2 = PI_BETA / k: the error of the last accepted step
-PREV_FLOOR = 1e-4
 
 
 def draws_noise(field: nn.Module) -> bool:
@@ -108,6 +100,7 @@ class PerSampleIntegrator(nn.Module):
         t0, t1: the time span.
         rtol, atol: tolerances (runtime attributes).
         max_num_steps: steps (accepted or not) one sample may try per sub-flow solve.
+        controller: the step-size controller's name (:data:`CONTROLLERS`).
         time_dependent: the field reads ``t``; it is then evaluated once per distinct
             time among the active samples (the field takes one time per call), otherwise
             once per stage for all of them.
@@ -133,6 +126,7 @@ class PerSampleIntegrator(nn.Module):
         atol: float = 1e-4,
         max_num_steps: int = 1000,
         time_dependent: bool = True,
+        controller: str = DEFAULT_CONTROLLER,
     ) -> None:
         super().__init__()
         self.field = field
@@ -157,8 +151,11 @@ class PerSampleIntegrator(nn.Module):
         self.safety: float = SAFETY
         self.factor_min: float = FACTOR_MIN
         self.factor_max: float = FACTOR_MAX
-        self.beta1: float = PI_ALPHA / k
-        self.beta2: float = PI_BETA / k
+        rule = CONTROLLERS[controller]
+        self.controller: str = rule.name
+        self.beta1: float = rule.alpha / k
+        self.beta2: float = rule.beta / k
+        self.accept_min: float = rule.accept_min
         self.prev_floor: float = PREV_FLOOR
         self.noisy: bool = draws_noise(field)
         # Field evaluations of each sample in the last forward (its NFE), and their mean
@@ -330,7 +327,7 @@ class PerSampleIntegrator(nn.Module):
                 stale = accept & ~last
             factor = self.safety * ratio.clamp_min(1e-10) ** (-self.beta1) * prev**self.beta2
             factor = factor.clamp(self.factor_min, self.factor_max)
-            factor = torch.where(accept, factor, factor.clamp_max(1.0))
+            factor = torch.where(accept, factor.clamp_min(self.accept_min), factor.clamp_max(1.0))
             prev = torch.where(accept, ratio.clamp_min(self.prev_floor), prev)
             h = hs * factor
             done = accept & last
