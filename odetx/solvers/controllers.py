@@ -13,8 +13,7 @@ acceptance, and no growth right after a rejection. ``SAFETY``, ``FACTOR_MIN`` an
 
 - ``integral`` (the default): ``α = 1, β = 0`` and an accepted step never shrinks the
   next one (``accept_min = 1``) — the elementary controller of Hairer, Nørsett & Wanner,
-  *Solving ODEs I*, §II.4, eq. (4.13), as torchdiffeq's and torchode's adaptive solvers
-  step. On a field whose error stays far below the tolerance it grows the step fastest
+  *Solving ODEs I*, §II.4, as torchdiffeq's adaptive solvers step (``_optimal_step_size``). On a field whose error stays far below the tolerance it grows the step fastest
   (by ``ε^(−1/k)`` per step), which is where a trained transformer's field mostly is.
 - ``pi``: Gustafsson's PI controller (Gustafsson, "Control theoretic techniques for
   stepsize selection in explicit Runge–Kutta methods", ACM TOMS 17, 1991; Hairer &
