@@ -13,8 +13,9 @@ acceptance, and no growth right after a rejection. ``SAFETY``, ``FACTOR_MIN`` an
 
 - ``integral`` (the default): ``α = 1, β = 0`` and an accepted step never shrinks the
   next one (``accept_min = 1``) — the elementary controller of Hairer, Nørsett & Wanner,
-  *Solving ODEs I*, §II.4, as torchdiffeq's adaptive solvers step (``_optimal_step_size``). On a field whose error stays far below the tolerance it grows the step fastest
-  (by ``ε^(−1/k)`` per step), which is where a trained transformer's field mostly is.
+  *Solving ODEs I*, §II.4, as torchdiffeq's adaptive solvers step. On a field whose
+  error stays far below the tolerance it grows the step fastest (by ``ε^(−1/k)`` per
+  step), and a trained transformer's field mostly is such a field.
 - ``pi``: Gustafsson's PI controller (Gustafsson, "Control theoretic techniques for
   stepsize selection in explicit Runge–Kutta methods", ACM TOMS 17, 1991; Hairer &
   Wanner, *Solving ODEs II*, §IV.2: "a good choice is α ≈ 0.7/k, β ≈ 0.4/k"), accepted
