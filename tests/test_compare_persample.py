@@ -79,3 +79,15 @@ def test_eval_json_reports_nfe_per_sample(trained_run):
     stats = record["nfe_per_sample"]
     assert set(stats) == {"mean", "median", "p90", "max", "mean_right", "mean_wrong"}
     assert stats["mean"] <= stats["max"] and record["solver"]["per_sample"] is True
+
+
+def test_eval_takes_a_controller_and_refuses_it_where_it_does_not_apply(trained_run):
+    base = ["eval", str(trained_run), "--solver", "dopri5", "--rtol", "1e-3", "--atol", "1e-3"]
+    result = runner.invoke(app, [*base, "--per-sample", "--controller", "pi", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["solver"]["controller"] == "pi"
+    result = runner.invoke(app, [*base, "--controller", "pi"])  # batch-shared: not its choice
+    assert result.exit_code == 2 and "solver.controller" in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1
+    result = runner.invoke(app, [*base, "--per-sample", "--controller", "pid"])
+    assert result.exit_code == 2 and "'pid' is not one of 'integral', 'pi'" in result.output
