@@ -80,6 +80,7 @@ from odetx.solvers import (
     SolverInfo,
 )
 from odetx.solvers.adaptive import AdaptiveMethod
+from odetx.solvers.controllers import CONTROLLERS, FACTOR_MIN, StepController
 from odetx.solvers.embedded import EMBEDDED, EmbeddedTableau
 from odetx.solvers.field import ATTN, BOTH, MLP
 from odetx.solvers.learned import LearnedMethod
@@ -104,6 +105,7 @@ __all__ = [
     "positions",
     "preset",
     "stem",
+    "step_controller",
     "tableau",
 ]
 
@@ -323,6 +325,25 @@ def embedded_pair(
         info = SolverInfo(name, order, "adaptive", pair.stages, "odetx per sample", reference)
         _add(added, SOLVERS, name, info)
     return pair
+
+
+def step_controller(
+    name: str, alpha: float, beta: float, accept_min: float, description: str
+) -> StepController:
+    """A step-size rule for per-sample steps (``--controller name``): after a step with
+    error ratio ε the next is ``h · clamp(0.9 · ε^(−alpha/k) · ε_prev^(beta/k), low, 10)``,
+    ``k`` the pair's embedded order + 1, ``ε_prev`` the last accepted step's ratio, ``low``
+    0.2 after a rejection and ``accept_min`` after an acceptance (1: accepted steps never
+    shrink the next). Checks: ``alpha > 0``, ``beta ≥ 0``, ``0.2 ≤ accept_min ≤ 1``."""
+    with _entry("step-size controller", name, CONTROLLERS) as added:
+        alpha, beta, accept_min = _numbers("alpha, beta, accept_min", (alpha, beta, accept_min))
+        if alpha <= 0 or beta < 0:
+            raise ValueError(f"alpha must be > 0 and beta >= 0, got {alpha}, {beta}")
+        if not FACTOR_MIN <= accept_min <= 1:
+            raise ValueError(f"accept_min must lie in [{FACTOR_MIN}, 1], got {accept_min}")
+        _text("description", description)
+        rule = StepController(name, alpha, beta, accept_min, description)
+        return _add(added, CONTROLLERS, name, rule)
 
 
 # ---------------------------------------------------------------- archs and fields

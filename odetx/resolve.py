@@ -51,7 +51,7 @@ from odetx.origins import require
 from odetx.registry import Registry
 from odetx.runtime.optimizers import check_optimizer
 from odetx.runtime.precision import AMP_DTYPES
-from odetx.solvers import SOLVERS, resolve_solver, validate_solver
+from odetx.solvers import CONTROLLERS, SOLVERS, resolve_solver, validate_solver
 from odetx.solvers.field import FIELD_WEIGHT
 
 
@@ -104,6 +104,7 @@ def plugins_used(cfg: Config) -> tuple[PluginRef, ...]:
         (POSITIONS, m.pos),
         (ATTENTIONS, m.attn),
         (SOLVERS, cfg.solver.method),
+        (CONTROLLERS, cfg.solver.controller),
     ]
     found = (registry.origin(name) for registry, name in named if name is not None)
     return tuple(dict.fromkeys(origin for origin in found if origin is not None))

@@ -133,6 +133,10 @@ class Half(torch.nn.Module):
         ),
         ('mlp("m", 3, "")', "MLP 'm': build must be callable, got int"),
         ('positions("p", "", learned=True, rotary=True)', "learned or rotary, not both"),
+        (
+            'step_controller("c", 1.0, 0.0, 2.0, "")',
+            "step-size controller 'c': accept_min must lie in [0.2, 1], got 2.0",
+        ),
     ],
 )
 def test_an_entry_failing_its_checks_is_one_line_naming_plugin_and_entry(tmp_path, entry, needle):
@@ -285,6 +289,7 @@ def test_registries_reach_every_family():
     for fn in (
         "tableau", "learned_solver", "adaptive", "arch", "norm", "mlp", "attention",
         "positions", "stem", "preset", "backbone", "dataset", "export_format",
+        "embedded_pair", "step_controller",
     ):  # fmt: skip
         assert callable(getattr(plugins, fn)), fn
     assert "dopri5" in SOLVERS and "digits" in DATASETS and "vit-micro" in PRESETS
@@ -337,6 +342,7 @@ tableau("ssprk3", 3, [0, 1, 0.5], [[], [1], [0.25, 0.25]], [1/6, 1/6, 2/3])
 adaptive("fehlberg2", 2, "Fehlberg 2(1)")
 learned_solver("rk38-learned", "rk38", WeightedRKIntegrator, "rk38's stages, learned weights")
 embedded_pair("heun-euler2", 2, [0, 1], [[], [1]], [0.5, 0.5], [-0.5, 0.5], 1, "Heun-Euler")
+step_controller("shrinking", 1.0, 0.0, 0.5, "integral, and accepted steps may halve")
 """
 
 
@@ -363,6 +369,7 @@ def test_every_family_takes_a_plugin_entry_that_trains_and_exports(tmp_path):
         {"solver.method": "fehlberg2"},
         {"solver.method": "rk38-learned", "solver.steps": 2},
         {"solver.method": "heun-euler2", "solver.per_sample": True},
+        {"solver.method": "dopri5", "solver.per_sample": True, "solver.controller": "shrinking"},
     ):
         cfg = build_config(overrides={**flat, **solver})
         model = build_model(cfg.model, cfg.solver, info).eval()

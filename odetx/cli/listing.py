@@ -18,7 +18,7 @@ from odetx.models import ARCHS, BACKBONES, MLPS, NORMS, POSITIONS, PRESETS, STEM
 from odetx.models.attention import ATTENTIONS
 from odetx.models.factory import DATA_KIND
 from odetx.registry import Registry
-from odetx.solvers import SOLVERS
+from odetx.solvers import CONTROLLERS, SOLVERS
 
 
 def _print(
@@ -113,6 +113,12 @@ TABLES: list[tuple[str, Registry[Any], tuple[str, ...], Callable[[Any], tuple]]]
         POSITIONS,
         ("where", "cache past the context", "positions"),
         _positions,
+    ),
+    (
+        "step-size controllers (--per-sample --controller)",
+        CONTROLLERS,
+        ("α", "β", "smallest factor after an accepted step", "rule"),
+        lambda c: (f"{c.alpha:g}", f"{c.beta:g}", f"{c.accept_min:g}", c.description),
     ),
     ("backbones (a preset's)", BACKBONES, ("reads", "module"), _backbone),
     (

@@ -62,7 +62,11 @@ _register(
 )
 _register(
     StepController(
-        "pi", 0.7, 0.4, FACTOR_MIN, "Gustafsson's PI: ε^(−0.7/k) · ε_prev^(0.4/k) (Hairer's DOPRI5)"
+        "pi",
+        0.7,
+        0.4,
+        FACTOR_MIN,
+        "Gustafsson's PI: ε^(−0.7/k) · ε_prev^(0.4/k) (Hairer & Wanner II, §IV.2)",
     )
 )
 
