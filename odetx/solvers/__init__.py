@@ -14,7 +14,7 @@ from odetx.config import SolverConfig
 from odetx.errors import ConfigError
 from odetx.registry import Registry
 from odetx.solvers.adaptive import ADAPTIVE, ADAPTIVE_DEFAULTS, AdaptiveIntegrator
-from odetx.solvers.controllers import CONTROLLERS, DEFAULT_CONTROLLER
+from odetx.solvers.controllers import CONTROLLERS
 from odetx.solvers.embedded import EMBEDDED, EmbeddedTableau
 from odetx.solvers.fixed import FixedStepIntegrator
 from odetx.solvers.learned import LEARNED, fit_coefficients, is_coefficient
@@ -121,7 +121,7 @@ def check_per_sample(cfg: SolverConfig) -> None:
             "set solver.adjoint=false (the adjoint is torchdiffeq's, batch-shared)",
         )
     CONTROLLERS.lookup(cfg.controller, "solver.controller")
-    if not cfg.per_sample and cfg.controller != DEFAULT_CONTROLLER:
+    if not cfg.per_sample and cfg.controller != SolverConfig.controller:
         raise ConfigError(
             "solver.controller",
             "chooses per-sample steps' controller; batch-shared solvers (torchdiffeq) step "

@@ -11,11 +11,12 @@ accepted step (floored at ``PREV_FLOOR``, starting at 1, as ``facold`` in Hairer
 acceptance, and no growth right after a rejection. ``SAFETY``, ``FACTOR_MIN`` and
 ``FACTOR_MAX`` are DOPRI5's defaults (0.9, 0.2, 10; torchdiffeq's too).
 
-- ``integral`` (the default): ``α = 1, β = 0`` and an accepted step never shrinks the
-  next one (``accept_min = 1``) — the elementary controller of Hairer, Nørsett & Wanner,
-  *Solving ODEs I*, §II.4, as torchdiffeq's adaptive solvers step. On a field whose
-  error stays far below the tolerance it grows the step fastest (by ``ε^(−1/k)`` per
-  step), and a trained transformer's field mostly is such a field.
+- ``integral`` (the default, ``SolverConfig.controller``): ``α = 1, β = 0`` and an
+  accepted step never shrinks the next one (``accept_min = 1``) — the elementary
+  controller of Hairer, Nørsett & Wanner, *Solving ODEs I*, §II.4, as torchdiffeq's
+  adaptive solvers step. On a field whose error stays far below the tolerance it grows
+  the step fastest (by ``ε^(−1/k)`` per step), and a trained transformer's field mostly
+  is such a field.
 - ``pi``: Gustafsson's PI controller (Gustafsson, "Control theoretic techniques for
   stepsize selection in explicit Runge–Kutta methods", ACM TOMS 17, 1991; Hairer &
   Wanner, *Solving ODEs II*, §IV.2: "a good choice is α ≈ 0.7/k, β ≈ 0.4/k"), accepted
@@ -69,5 +70,3 @@ _register(
         "Gustafsson's PI: ε^(−0.7/k) · ε_prev^(0.4/k) (Hairer & Wanner II, §IV.2)",
     )
 )
-
-DEFAULT_CONTROLLER = "integral"

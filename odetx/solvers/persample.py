@@ -27,10 +27,10 @@ sample keeps its own masks through the solve (compaction would move it to anothe
 import torch
 from torch import Tensor, nn
 
+from odetx.config import SolverConfig
 from odetx.errors import SolverError
 from odetx.solvers.controllers import (
     CONTROLLERS,
-    DEFAULT_CONTROLLER,
     FACTOR_MAX,
     FACTOR_MIN,
     PREV_FLOOR,
@@ -126,7 +126,7 @@ class PerSampleIntegrator(nn.Module):
         atol: float = 1e-4,
         max_num_steps: int = 1000,
         time_dependent: bool = True,
-        controller: str = DEFAULT_CONTROLLER,
+        controller: str = SolverConfig.controller,
     ) -> None:
         super().__init__()
         self.field = field
