@@ -59,6 +59,14 @@ INFERENCE = {
     "inference-schemes": f"{SEQ_RUN}/best.pt --solver euler --solver rk4 --arch sequential "
     "--arch strang --arch parallel --steps 1,2,4,8,16",
 }
+# Claim 3's adaptive arm retrained with dropout held within solves (printed by --held for the
+# hand-written variants-reg block): experiment -> row label.
+HELD, SWEEPS_HELD = "study-digits-dopri5-held", "configs/sweeps/study-digits-dopri5-held.yaml"
+HELD_ARMS = {
+    "euler": "`euler` × 6",
+    "dopri5": "`dopri5` (rtol = atol = 0.1)",
+    "dopri5-reg": "`dopri5`, regularised",
+}
 PLACEHOLDER = "_(conclusions to be written after reading the numbers below)_"
 NOT_RUN = "_(not run yet)_"
 # Claim 3's equal-NFE pairs: (solver, steps) -> the euler step count with the same NFE.
@@ -446,11 +454,49 @@ def write_page(cells: list[tuple[str, str, dict]]) -> None:
     print(f"wrote {page.relative_to(ROOT)}, docs/results.png, docs/data/paired.json")
 
 
+def dopri5_held() -> str:
+    """Claim 3's dopri5 arm retrained with dropout held within solves, and its regularised
+    arm, each paired by seed with the euler × 6 block of the same sweep (markdown)."""
+    cells = [
+        (HELD, cell.experiment, read_run(cell.run_dir))
+        for cell in load_sweep(SWEEPS_HELD)
+        if (cell.run_dir / "summary.json").is_file()
+    ]
+    found = {e: next(iter(arms(cells, "digits", e)), None) for e in HELD_ARMS}
+    rows = []
+    for name, label in HELD_ARMS.items():
+        arm = found[name]
+        if arm is None:
+            rows.append([label, *["—"] * 8])
+            continue
+        r = arm["row"]
+        versus = [found["euler"], found["dopri5"]] if name == "dopri5-reg" else [found["euler"]]
+        deltas = []
+        for other in versus if name != "euler" else []:
+            diffs, mean_sd, seeds, p = paired_cells(compare(arm, other))
+            deltas.append(f"{mean_sd} ({diffs}; {seeds}; p {p})")
+        nfe = " / ".join(f"{x['nfe']:g}" for _, x in sorted(arm["seeds"].items()))
+        rows.append([label, f"{r['nfe']:.3g} ({nfe})", fmt(r["acc"], r["acc_sd"])])
+        rows[-1] += [deltas[0] if deltas else "", deltas[1] if len(deltas) > 1 else ""]
+        rows[-1] += [f"{r['wall']:.0f}", r["n"]]
+    head = ["arm", "test NFE (per seed)", "test acc %", "Δ vs euler × 6, paired (pp)"]
+    head += ["Δ vs dopri5, paired (pp)", "train s / run", "seeds"]
+    return md_table(head, rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--no-run", action="store_true", help="only rewrite the page from the runs")
+    parser.add_argument(
+        "--held",
+        action="store_true",
+        help="print claim 3's dopri5 arms retrained with dropout held (study-digits-dopri5-held)",
+    )
     args = parser.parse_args()
     os.chdir(ROOT)  # the sweeps' out folders are relative to the repository root
+    if args.held:
+        print(dopri5_held())
+        return
     DATA.mkdir(parents=True, exist_ok=True)
     if not args.no_run:
         run_all()
