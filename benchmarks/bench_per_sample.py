@@ -2,7 +2,8 @@
 accuracy of the integration, on trained G = 1 blocks.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_per_sample.py --run runs/ps/digits-reg \\
-        [--run runs/ps/listops] [--tols 1e-1 1e-2 1e-3 1e-4 1e-5] [--n 256] [--repeats 3]
+        [--run runs/ps/listops] [--tols 1e-1 1e-2 1e-3 1e-4 1e-5] [--n 256] [--repeats 3] \\
+        [--controller integral|pi]
 
 For each run (a checkpoint whose stack is one group, arch parallel) and tolerance
 (rtol = atol), on the first ``--n`` test examples:
@@ -149,7 +150,7 @@ def interp_nfe(err_curve, nfe_curve, target):
     return float(math.exp(np.interp(t, errs, nfes)))
 
 
-def bench_run(run, tols, shared_tols, n, repeats):
+def bench_run(run, tols, shared_tols, n, repeats, controller="integral"):
     loaded = load_model(run)
     inputs, y = batches(loaded, n)
     with torch.no_grad():
@@ -160,7 +161,8 @@ def bench_run(run, tols, shared_tols, n, repeats):
         for tol in mode_tols:
             cfg = override_solver(
                 loaded.trained_solver,
-                {"method": "dopri5", "rtol": tol, "atol": tol, "per_sample": mode != "shared"},
+                {"method": "dopri5", "rtol": tol, "atol": tol, "per_sample": mode != "shared"}
+                | ({"controller": controller} if mode != "shared" else {}),
             )
             model = loaded.rebuild(cfg)
             out, nfe = run_model(model, inputs, 64)
@@ -248,10 +250,11 @@ def main() -> None:
     )
     parser.add_argument("--n", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--controller", default="integral", help="per-sample step-size controller")
     args = parser.parse_args()
     torch.set_num_threads(1)
     for run in args.run:
-        record = bench_run(run, args.tols, args.shared_tols, args.n, args.repeats)
+        record = bench_run(run, args.tols, args.shared_tols, args.n, args.repeats, args.controller)
         print(json.dumps(record))
         print(f"{'mode':<11}{'tol':>7}{'nfe':>7}{'p90':>6}{'max':>6}{'err':>10}{'acc':>7}"
               f"{'ms/s b1':>9}{'b64':>7}{'b256':>7}{'NFE x eq.err':>13}{'eq.max':>7}"
