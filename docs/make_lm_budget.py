@@ -60,7 +60,8 @@ EARLIER = "configs/sweeps/study-lm.yaml"  # the language-model study of the sect
 LANES = (
     f"python docs/study_lanes.py {SWEEP} --lanes 2 "
     "--first archs,groups,capacity "
-    "--first solvers:midpoint/2,time:film/1,modern:sequential/4/1,modern:parallel/4/1"
+    "--first solvers:midpoint/2,time:film/1,modern:sequential/4/1,modern:parallel/4/1 "
+    "--first solvers:rk4/1,time:basis/2,rk --first solvers:euler/1,solvers:midpoint/1,modern"
 )
 BEGIN, END = "<!-- lm-budget:begin -->", "<!-- lm-budget:end -->"
 BEFORE = "## Variants from later papers"  # the section goes in front of this one the first time

@@ -67,7 +67,12 @@ def main() -> None:
             )
             for i in range(args.lanes)
         ]
-        raise SystemExit(max(p.wait() for p in procs))
+        try:
+            raise SystemExit(max(p.wait() for p in procs))
+        except KeyboardInterrupt:  # the lanes got it too: each keeps its finished epochs
+            for p in procs:
+                p.wait()
+            raise SystemExit("interrupted: rerun the same command to resume") from None
     cells = ordered(load_sweep(args.sweep), [[a for a in t.split(",") if a] for t in args.first])
     claims = Path(args.claims or tempfile.mkdtemp(prefix="odetx-lanes-"))
 
