@@ -12,6 +12,7 @@ import sys
 
 import pytest
 import torch
+import yaml
 from typer.testing import CliRunner
 
 from odetx.cli import compare as compare_cli
@@ -384,6 +385,15 @@ def test_sweep_trains_skips_and_resumes(tmp_path, monkeypatch):
     assert "groups=1,steps=2: resumed" in result.output
     assert calls == [cells["shared"]]
     assert (cells["shared"] / "summary.json").is_file()
+
+    # A run written before a config key existed (here solver.controller) held its default:
+    # skipped, not refused as another config.
+    config = cells["parallel"] / "config.yaml"
+    tree = yaml.safe_load(config.read_text())
+    del tree["solver"]["controller"]
+    config.write_text(yaml.safe_dump(tree))
+    result = invoke("compare", "--sweep", spec)
+    assert result.exit_code == 0 and result.output.count("complete, skipped") == 3, result.output
 
     # A sweep whose config no longer matches a finished cell refuses to reuse it.
     spec.write_text(SWEEP.replace("OUT", str(out)).replace("epochs: 2", "epochs: 3"))
