@@ -643,3 +643,10 @@ def check_values(cfg: Config) -> None:
         raise ConfigError("model.time_basis", f"must lie in 1..{MAX_LENGTH:,}, got {m.time_basis}")
     if m.mlp_ratio is not None and not (m.mlp_ratio > 0 and math.isfinite(m.mlp_ratio)):
         raise ConfigError("model.mlp_ratio", f"must be a positive finite number, got {m.mlp_ratio}")
+
+
+def with_defaults(flat: dict[str, Any]) -> dict[str, Any]:
+    """A run's flattened config with the keys it lacks at their defaults: a key added to
+    odetx after the run was written held its default there, as loading the run assumes."""
+    defaults = flatten(Config().to_dict())
+    return {**{k: v for k, v in defaults.items() if k not in flat}, **flat}

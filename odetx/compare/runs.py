@@ -21,7 +21,14 @@ from typing import Any
 import yaml
 
 from odetx.compare.table import Column, ResultTable
-from odetx.config import MACHINE_KEYS, MAX_YAML_BYTES, YamlTooLarge, flatten, load_yaml_text
+from odetx.config import (
+    MACHINE_KEYS,
+    MAX_YAML_BYTES,
+    YamlTooLarge,
+    flatten,
+    load_yaml_text,
+    with_defaults,
+)
 from odetx.errors import OdetxError
 
 SEED = "train.seed"
@@ -220,7 +227,7 @@ def _read_config(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(tree, dict):
         raise RunError(path, f"config.yaml holds {_kind(tree)}, not a mapping")
-    return flatten(tree)
+    return with_defaults(flatten(tree))
 
 
 def read_run(path: Path) -> dict[str, Any]:

@@ -42,6 +42,7 @@ from odetx.config import (
     load_yaml_text,
     merge,
     read_yaml,
+    with_defaults,
 )
 from odetx.errors import ConfigError, Interrupted, OdetxError
 from odetx.resolve import build_config
@@ -177,16 +178,10 @@ def load_sweep(path: str | Path, out: str | Path | None = None) -> list[Cell]:
     return cells
 
 
-_DEFAULTS = {k: v for k, v in flatten(Config().to_dict()).items() if k not in MACHINE_KEYS}
-
-
 def _check_same(run: RunDir, tree: dict[str, Any], cell: Cell) -> None:
     """Refuse a directory that holds a run of another config than the cell's."""
-    have = {k: v for k, v in flatten(tree).items() if k not in MACHINE_KEYS}
+    have = {k: v for k, v in with_defaults(flatten(tree)).items() if k not in MACHINE_KEYS}
     want = setting_of(cell.config)
-    # A key the run's config lacks came into odetx after the run was written: the run
-    # computed what its default computes, as loading that run assumes.
-    have = {**{k: v for k, v in _DEFAULTS.items() if k not in have}, **have}
     diff = sorted(k for k in have.keys() | want.keys() if have.get(k) != want.get(k))
     if diff:
         k = diff[0]
