@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from odetx.cli import compare as compare_cli
 from odetx.cli.app import app
 from odetx.compare import sweep as sweep_module
-from odetx.compare.runs import paired
+from odetx.compare.runs import paired, read_run
 from odetx.compare.solvers import fit_order
 from odetx.data import DATASETS
 from odetx.models import build_model
@@ -518,3 +518,16 @@ def test_paired_compares_seed_by_seed_with_an_exact_sign_flip_test():
     assert (tie["ties"], tie["sd"], tie["p"]) == (1, None, 1.0)
     assert paired({0: 1.0}, {1: 1.0}) is None
     assert paired({10: 1.0, 2: 0.0}, {10: 0.0, 2: 0.0})["seeds"] == [2, 10]  # not as text
+
+
+def test_a_run_written_before_a_key_existed_reads_it_at_its_default(trained_run, tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(trained_run, old)
+    tree = yaml.safe_load((old / "config.yaml").read_text())
+    del tree["solver"]["controller"]  # as written before solver.controller existed
+    (old / "config.yaml").write_text(yaml.safe_dump(tree))
+    have, want = read_run(old)["config"], read_run(trained_run)["config"]
+    assert have["solver.controller"] == "integral"
+    assert {k: v for k, v in have.items() if k != "train.out"} == {
+        k: v for k, v in want.items() if k != "train.out"
+    }
