@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import math
 import types
 import typing
@@ -645,8 +646,12 @@ def check_values(cfg: Config) -> None:
         raise ConfigError("model.mlp_ratio", f"must be a positive finite number, got {m.mlp_ratio}")
 
 
+@functools.cache
+def _flat_defaults() -> dict[str, Any]:  # read-only: shared by every call
+    return flatten(Config().to_dict())
+
+
 def with_defaults(flat: dict[str, Any]) -> dict[str, Any]:
     """A run's flattened config with the keys it lacks at their defaults: a key added to
     odetx after the run was written held its default there, as loading the run assumes."""
-    defaults = flatten(Config().to_dict())
-    return {**{k: v for k, v in defaults.items() if k not in flat}, **flat}
+    return {**{k: v for k, v in _flat_defaults().items() if k not in flat}, **flat}
