@@ -531,3 +531,16 @@ def test_a_run_written_before_a_key_existed_reads_it_at_its_default(trained_run,
     assert {k: v for k, v in have.items() if k != "train.out"} == {
         k: v for k, v in want.items() if k != "train.out"
     }
+
+
+def test_a_config_that_lost_its_seed_reads_the_seed_the_summary_recorded(trained_run, tmp_path):
+    # The default (0) would silently pool this run with another seed's.
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    tree = yaml.safe_load((run / "config.yaml").read_text())
+    del tree["train"]["seed"]
+    (run / "config.yaml").write_text(yaml.safe_dump(tree))
+    summary = json.loads((run / "summary.json").read_text())
+    summary["seed"] = 7
+    (run / "summary.json").write_text(json.dumps(summary))
+    assert read_run(run)["config"]["train.seed"] == 7

@@ -227,7 +227,7 @@ def _read_config(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(tree, dict):
         raise RunError(path, f"config.yaml holds {_kind(tree)}, not a mapping")
-    return with_defaults(flatten(tree))
+    return flatten(tree)
 
 
 def read_run(path: Path) -> dict[str, Any]:
@@ -240,11 +240,14 @@ def read_run(path: Path) -> dict[str, Any]:
     path = Path(path)
     summary = _read_summary(path)
     config = _read_config(path)
+    from_file = bool(config)
     # Without a config file (not written by odetx train) the summary's fields define the setting.
     summary.setdefault("arch", summary.get("scheme"))  # summaries before 0.2 said "scheme"
     for key, name in SHOWN.items():
         config.setdefault(key, summary.get(name))
     config.setdefault(SEED, summary.get("seed"))
+    if from_file:  # after the summary's record: it knows the seed a damaged file lost
+        config = with_defaults(config)
     for key in (*SHOWN, SEED):  # shown in a column, compared and sorted: plain values only
         if not _is_scalar(config[key]):
             raise RunError(path, f"{key} is {config[key]!r:.40}, not a plain value")
