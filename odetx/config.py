@@ -651,7 +651,30 @@ def _flat_defaults() -> dict[str, Any]:  # read-only: shared by every call
     return flatten(Config().to_dict())
 
 
+# Keys whose value, in a run written before they existed, was not today's default:
+# the per-sample integrator stepped with the PI rule until the controller became a key.
+_BEFORE_THE_KEY = {
+    "solver.controller": lambda flat: "pi" if flat.get("solver.per_sample") else "integral",
+}
+
+
+def _as_then(flat: dict[str, Any]) -> dict[str, Any]:
+    return {k: then(flat) for k, then in _BEFORE_THE_KEY.items() if k not in flat}
+
+
 def with_defaults(flat: dict[str, Any]) -> dict[str, Any]:
-    """A run's flattened config with the keys it lacks at their defaults: a key added to
-    odetx after the run was written held its default there, as loading the run assumes."""
-    return {**{k: v for k, v in _flat_defaults().items() if k not in flat}, **flat}
+    """A run's flattened config with the keys it lacks as odetx used them when it was
+    written: the default, or for a key in ``_BEFORE_THE_KEY`` the behaviour it replaced."""
+    then = {**_as_then(flat), **flat}
+    return {**{k: v for k, v in _flat_defaults().items() if k not in then}, **then}
+
+
+def as_written(tree: dict[str, Any]) -> dict[str, Any]:
+    """A config tree odetx wrote (a checkpoint's), with the keys added since it was
+    written set as odetx then behaved, so loading it runs what was trained."""
+    if not isinstance(tree, dict):
+        return tree  # from_dict refuses it in one line
+    tree = copy.deepcopy(tree)
+    for dotted, value in _as_then(flatten(tree)).items():
+        _set_dotted(tree, dotted, value)
+    return tree

@@ -42,7 +42,7 @@ def test_tolerance_sweep_runs_batch_shared_and_per_sample_rows(trained_run, tmp_
 def test_one_per_sample_row_per_controller_named_when_not_the_default(trained_run):
     req = CompareRequest(
         targets=[str(trained_run)], solvers=["dopri5"], rtol="1e-3", per_sample=True,
-        controllers=["integral", "pi"],
+        controllers=["integral", "pi", "integral"],  # a repeat is not another row
     )  # fmt: skip
     rows = compare(req).table.rows
     assert [(r["solver"], r["controller"]) for r in rows] == [
@@ -91,3 +91,47 @@ def test_eval_takes_a_controller_and_refuses_it_where_it_does_not_apply(trained_
     assert len(result.output.strip().splitlines()) == 1
     result = runner.invoke(app, [*base, "--per-sample", "--controller", "pid"])
     assert result.exit_code == 2 and "'pid' is not one of 'integral', 'pi'" in result.output
+
+
+def test_a_per_sample_run_written_before_controllers_were_a_key_loads_with_pi(
+    trained_run, tmp_path
+):
+    # Until solver.controller existed the per-sample integrator stepped with the PI rule;
+    # reading such a run at today's default would evaluate another model than was trained.
+    import shutil
+
+    import torch
+    import yaml
+
+    from odetx.compare.runs import read_run
+    from odetx.evaluation.load import load_model
+
+    run = tmp_path / "old"
+    shutil.copytree(trained_run, run)
+    ckpt = torch.load(run / "best.pt", weights_only=True)
+    solver = ckpt["config"]["solver"]
+    solver.update(method="dopri5", per_sample=True, rtol=1e-3, atol=1e-3)
+    del solver["controller"]
+    torch.save(ckpt, run / "best.pt")
+    tree = yaml.safe_load((run / "config.yaml").read_text())
+    tree["solver"] = solver
+    (run / "config.yaml").write_text(yaml.safe_dump(tree))
+    assert load_model(run).config.solver.controller == "pi"
+    assert read_run(run)["config"]["solver.controller"] == "pi"
+    del tree["solver"]["per_sample"]  # batch-shared then: no controller to keep
+    (run / "config.yaml").write_text(yaml.safe_dump(tree))
+    assert read_run(run)["config"]["solver.controller"] == "integral"
+
+
+def test_a_new_method_solved_per_sample_keeps_the_trained_controller():
+    from odetx.config import SolverConfig
+    from odetx.evaluation.load import override_solver
+
+    trained = SolverConfig(method="dopri5", rtol=1e-3, atol=1e-3, per_sample=True, controller="pi")
+    assert override_solver(trained, {"method": "bosh3", "per_sample": True}).controller == "pi"
+    named = override_solver(
+        trained, {"method": "bosh3", "per_sample": True, "controller": "integral"}
+    )
+    assert named.controller == "integral"
+    shared = override_solver(trained, {"method": "bosh3"})  # batch-shared: no controller
+    assert (shared.per_sample, shared.controller) == (False, "integral")

@@ -173,7 +173,7 @@ def settings(
                     {"method": method, "rtol": r, "atol": a, "per_sample": each, "controller": c}
                     for r, a in tols
                     for each in _modes(method, per_sample)
-                    for c in (controllers or [None] if each else [None])
+                    for c in (list(dict.fromkeys(controllers or [None])) if each else [None])
                 ]
             else:
                 trained_steps = loaded.trained_solver.steps

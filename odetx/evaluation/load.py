@@ -68,11 +68,13 @@ class LoadedModel:
 
 
 def override_solver(trained: SolverConfig, overrides: dict[str, Any]) -> SolverConfig:
-    """The trained solver with ``overrides``; naming a new method starts from its defaults."""
+    """The trained solver with ``overrides``; naming a new method starts from its defaults,
+    but a per-sample solve keeps the trained step-size controller unless one is named."""
     overrides = {k: v for k, v in overrides.items() if v is not None}
     base = trained
     if "method" in overrides and overrides["method"] != trained.method:
-        base = SolverConfig(method=overrides["method"], adjoint=False)
+        kept = trained.controller if overrides.get("per_sample") else SolverConfig.controller
+        base = SolverConfig(method=overrides["method"], adjoint=False, controller=kept)
     if overrides.get("per_sample") is False and "controller" not in overrides:
         base = dataclasses.replace(base, controller=SolverConfig.controller)
     cfg = from_dict(SolverConfig, {**dataclasses.asdict(base), **overrides}, "solver.")
