@@ -66,3 +66,19 @@ def test_the_original_config_file_may_come_along_if_it_agrees(trained_run, tmp_p
     assert str(err.value).startswith(
         "model.dim: cannot change on --resume: the run has 16, the command gives 32"
     )
+
+
+def test_a_per_sample_run_from_before_controllers_resumes_with_the_pi_rule(trained_run, tmp_path):
+    # Its checkpoint lacks solver.controller; it was trained stepping with PI.
+    import shutil
+
+    import torch
+
+    run = tmp_path / "old"
+    shutil.copytree(trained_run, run)
+    ckpt = torch.load(run / "last.pt", weights_only=True)
+    ckpt["config"]["solver"].update(method="dopri5", per_sample=True, rtol=1e-3, atol=1e-3)
+    del ckpt["config"]["solver"]["controller"]
+    torch.save(ckpt, run / "last.pt")
+    plan = prepare_resume(run, {"train.epochs": 3})
+    assert (plan.config.solver.per_sample, plan.config.solver.controller) == (True, "pi")

@@ -15,9 +15,8 @@ from typing import Any
 import torch
 
 from odetx.artefacts.modelfile import identify, printable, require_checkpoint
-from odetx.config import as_written
 from odetx.data.base import DataInfo
-from odetx.errors import CheckpointError, ConfigError
+from odetx.errors import CheckpointError
 from odetx.io import atomic_write
 
 FORMAT = "odetx-checkpoint"
@@ -203,9 +202,4 @@ def load_checkpoint(
         # Damaged bytes surface as RuntimeError (zip), EOFError, UnicodeDecodeError,
         # IndexError, ValueError, ... from torch's reader; their words tell a user nothing.
         raise CheckpointError(f"cannot read {p}: the file is corrupt or truncated") from None
-    ckpt = check_structure(p, ckpt)
-    try:  # keys added since it was written: as odetx then ran it
-        ckpt["config"] = as_written(ckpt["config"])
-    except ConfigError as e:
-        raise CheckpointError(f"{p} carries an invalid config ({e})") from None
-    return ckpt
+    return check_structure(p, ckpt)

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from odetx.artefacts.checkpoint import load_checkpoint, resolve_checkpoint_path
-from odetx.config import Config, SolverConfig, from_dict
+from odetx.config import Config, SolverConfig, as_written, from_dict
 from odetx.data.base import DataInfo
 from odetx.errors import CheckpointError, ConfigError
 from odetx.models import build_model
@@ -99,7 +99,7 @@ def load_model(
     path = resolve_checkpoint_path(checkpoint, "best.pt")
     ckpt = load_checkpoint(path)
     try:
-        parsed = from_dict(Config, ckpt["config"])
+        parsed = from_dict(Config, as_written(ckpt["config"]))
         info = from_dict(DataInfo, ckpt["data_info"])
     except ConfigError as e:
         raise CheckpointError(f"{path} carries an invalid config ({e})") from None

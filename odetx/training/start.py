@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from odetx.artefacts import default_run_dir, load_checkpoint, resolve_checkpoint_path
-from odetx.config import MACHINE_KEYS, Config, flatten, load_config, read_yaml
+from odetx.config import MACHINE_KEYS, Config, as_written, flatten, load_config, read_yaml
 from odetx.errors import ConfigError
 from odetx.origins import require
 from odetx.resolve import build_config
@@ -38,6 +38,7 @@ def prepare_resume(resume: str | Path, overrides: dict[str, Any]) -> RunPlan:
     """The plan for ``--resume`` (a run directory or a checkpoint) with ``overrides``."""
     path = resolve_checkpoint_path(resume, "last.pt", "--resume")
     ckpt = load_checkpoint(path, purpose="--resume")
+    ckpt = {**ckpt, "config": as_written(ckpt["config"])}  # resumed as it was trained
     saved = flatten(ckpt["config"])
     for key, value in overrides.items():
         # Appending --resume to the original command repeats its flags: equal values pass.
