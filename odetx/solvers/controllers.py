@@ -8,7 +8,8 @@ accepted when ``ε_n ≤ 1``) a controller picks the next step::
 with ``k = q + 1`` (``q`` the pair's embedded order), ``ε_prev`` the ratio of the last
 accepted step (floored at ``PREV_FLOOR``, starting at 1, as ``facold`` in Hairer's DOPRI5),
 ``low`` = ``FACTOR_MIN`` after a rejection and the controller's ``accept_min`` after an
-acceptance, and no growth right after a rejection. ``SAFETY``, ``FACTOR_MIN`` and
+acceptance, and no growth right after a rejection, whose retry reads its own error
+alone (``β`` taken as 0, as DOPRI5 does). ``SAFETY``, ``FACTOR_MIN`` and
 ``FACTOR_MAX`` are DOPRI5's defaults (0.9, 0.2, 10; torchdiffeq's too).
 
 - ``integral`` (the default, ``SolverConfig.controller``): ``α = 1, β = 0`` and an

@@ -325,7 +325,9 @@ class PerSampleIntegrator(nn.Module):
                 k1 = torch.where(keep_x, ks[-1], k1)
             else:
                 stale = accept & ~last
-            factor = self.safety * ratio.clamp_min(1e-10) ** (-self.beta1) * prev**self.beta2
+            # A rejected step's retry reads its own error alone, as in Hairer's DOPRI5.
+            memory = torch.where(accept, prev**self.beta2, torch.ones_like(prev))
+            factor = self.safety * ratio.clamp_min(1e-10) ** (-self.beta1) * memory
             factor = factor.clamp(self.factor_min, self.factor_max)
             factor = torch.where(accept, factor.clamp_min(self.accept_min), factor.clamp_max(1.0))
             prev = torch.where(accept, ratio.clamp_min(self.prev_floor), prev)
