@@ -140,6 +140,53 @@ def test_the_integral_controller_steps_as_torchdiffeq_does_on_one_sample(rtol):
     assert pi.controller == "pi" and (pi.sample_nfe - block.sample_nfe).abs().sum() > 0
 
 
+def reference_step_times(f, y0, t1, h, pair, rtol, atol, alpha, beta, accept_min):
+    """Field evaluation times (and rejections) of a plainly written adaptive loop, the controller as
+    documented: after a step with error ratio ε, h ← h·clamp(0.9·ε^(−α/k)·ε_prev^(β/k),
+    accept_min, 10) if accepted, else h·clamp(0.9·ε^(−α/k), 0.2, 1)."""
+    k = pair.error_order + 1
+    t, y, prev, times, rejected = 0.0, y0, 1.0, [], 0
+    k1 = f(t, y)
+    while True:
+        last = h >= t1 - t
+        step = t1 - t if last else h
+        ks = [k1]
+        for i in range(1, pair.stages):
+            yi = y + step * sum(a * kj for a, kj in zip(pair.a[i], ks, strict=False))
+            ti = t1 if last and pair.c[i] == 1.0 else t + pair.c[i] * step
+            times.append(ti)
+            ks.append(f(ti, yi))
+        y1 = y + step * sum(b * kj for b, kj in zip(pair.b, ks, strict=True))
+        err = step * sum(e * kj for e, kj in zip(pair.error, ks, strict=True))
+        eps = float((err / (atol + rtol * torch.maximum(y.abs(), y1.abs()))).pow(2).mean().sqrt())
+        grow = 0.9 * max(eps, 1e-10) ** (-alpha / k)
+        if eps <= 1.0:
+            if last:
+                return times, rejected
+            t, y, k1 = t + step, y1, ks[-1]
+            h = step * min(10.0, max(accept_min, grow * prev ** (beta / k)))
+            prev = max(eps, 1e-4)
+        else:
+            h, rejected = step * min(1.0, max(0.2, grow)), rejected + 1
+
+
+@pytest.mark.parametrize(("controller", "alpha", "beta", "accept_min"),
+                         [("integral", 1.0, 0.0, 1.0), ("pi", 0.7, 0.4, 0.2)])  # fmt: skip
+def test_each_controller_steps_as_a_plainly_written_loop_does(controller, alpha, beta, accept_min):
+    # The decay rate rises from 1 to 301 around t = 1: steps grown on the slow part are
+    # rejected there, after accepted steps (so the PI rule's memory matters).
+    f = lambda t, y: -(1.0 + 300.0 / (1.0 + math.exp(-30.0 * (float(t) - 1.0)))) * y  # noqa: E731
+    y0 = torch.tensor([[1.0, -0.5, 2.0]], dtype=torch.float64)
+    pair = EMBEDDED["dopri5"]
+    ours = FunctionField(f)
+    per_sample(ours, t1=2.0, rtol=1e-4, atol=1e-6, controller=controller)(y0)
+    h0 = ours.calls[2] / pair.c[1]  # the first step's second stage sits at c₂·h₀
+    want, rejected = reference_step_times(f, y0, 2.0, h0, pair, 1e-4, 1e-6, alpha, beta,
+                                          accept_min)  # fmt: skip
+    assert rejected >= 3, rejected  # the rejection branch is exercised
+    np.testing.assert_allclose(ours.calls[2:], want, rtol=1e-9)
+
+
 @pytest.mark.parametrize("controller", ["integral", "pi"])
 def test_both_controllers_meet_the_tolerance(controller):
     f, y0 = tanh_problem()
