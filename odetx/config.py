@@ -676,5 +676,8 @@ def as_written(tree: dict[str, Any]) -> dict[str, Any]:
         return tree  # from_dict refuses it in one line
     tree = copy.deepcopy(tree)
     for dotted, value in _as_then(flatten(tree)).items():
-        _set_dotted(tree, dotted, value)
+        try:
+            _set_dotted(tree, dotted, value)
+        except ConfigError:
+            pass  # a section that is not a mapping: from_dict names it
     return tree

@@ -135,3 +135,20 @@ def test_a_new_method_solved_per_sample_keeps_the_trained_controller():
     assert named.controller == "integral"
     shared = override_solver(trained, {"method": "bosh3"})  # batch-shared: no controller
     assert (shared.per_sample, shared.controller) == (False, "integral")
+
+
+def test_a_checkpoint_whose_solver_is_not_a_section_is_named_as_such(trained_run, tmp_path):
+    import shutil
+
+    import torch
+
+    from odetx.errors import CheckpointError
+    from odetx.evaluation.load import load_model
+
+    run = tmp_path / "bad"
+    shutil.copytree(trained_run, run)
+    ckpt = torch.load(run / "best.pt", weights_only=True)
+    ckpt["config"]["solver"] = 5
+    torch.save(ckpt, run / "best.pt")
+    with pytest.raises(CheckpointError, match="solver: expected a mapping, got 5"):
+        load_model(run)
