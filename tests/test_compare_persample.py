@@ -1,13 +1,19 @@
 """``compare --per-sample`` over tolerances and ``eval --json``'s NFE per sample."""
 
 import json
+import shutil
 
 import pytest
+import torch
+import yaml
 from typer.testing import CliRunner
 
 from odetx.cli.app import app
 from odetx.compare.request import CompareRequest, compare
-from odetx.errors import ConfigError
+from odetx.compare.runs import read_run
+from odetx.config import SolverConfig
+from odetx.errors import CheckpointError, ConfigError
+from odetx.evaluation.load import load_model, override_solver
 
 runner = CliRunner()
 
@@ -98,14 +104,6 @@ def test_a_per_sample_run_written_before_controllers_were_a_key_loads_with_pi(
 ):
     # Until solver.controller existed the per-sample integrator stepped with the PI rule;
     # reading such a run at today's default would evaluate another model than was trained.
-    import shutil
-
-    import torch
-    import yaml
-
-    from odetx.compare.runs import read_run
-    from odetx.evaluation.load import load_model
-
     run = tmp_path / "old"
     shutil.copytree(trained_run, run)
     ckpt = torch.load(run / "best.pt", weights_only=True)
@@ -124,9 +122,6 @@ def test_a_per_sample_run_written_before_controllers_were_a_key_loads_with_pi(
 
 
 def test_a_new_method_solved_per_sample_keeps_the_trained_controller():
-    from odetx.config import SolverConfig
-    from odetx.evaluation.load import override_solver
-
     trained = SolverConfig(method="dopri5", rtol=1e-3, atol=1e-3, per_sample=True, controller="pi")
     assert override_solver(trained, {"method": "bosh3", "per_sample": True}).controller == "pi"
     named = override_solver(
@@ -138,13 +133,6 @@ def test_a_new_method_solved_per_sample_keeps_the_trained_controller():
 
 
 def test_a_checkpoint_whose_solver_is_not_a_section_is_named_as_such(trained_run, tmp_path):
-    import shutil
-
-    import torch
-
-    from odetx.errors import CheckpointError
-    from odetx.evaluation.load import load_model
-
     run = tmp_path / "bad"
     shutil.copytree(trained_run, run)
     ckpt = torch.load(run / "best.pt", weights_only=True)

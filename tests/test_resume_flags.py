@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from odetx.cli.app import app
@@ -70,10 +73,6 @@ def test_the_original_config_file_may_come_along_if_it_agrees(trained_run, tmp_p
 
 def test_a_per_sample_run_from_before_controllers_resumes_with_the_pi_rule(trained_run, tmp_path):
     # Its checkpoint lacks solver.controller; it was trained stepping with PI.
-    import shutil
-
-    import torch
-
     run = tmp_path / "old"
     shutil.copytree(trained_run, run)
     ckpt = torch.load(run / "last.pt", weights_only=True)
