@@ -6,6 +6,7 @@ import torch
 from odetx.artefacts import checkpoint as ck
 from odetx.artefacts.checkpoint import load_checkpoint, save_checkpoint
 from odetx.errors import CheckpointError
+from tests.test_fuzz_readers import flip_in_member
 
 PAYLOAD = {"config": {"a": 1}, "data_info": {"kind": "image"}, "model": {"w": torch.ones(3)}}
 
@@ -83,3 +84,13 @@ def test_pickle_module_error_type_is_what_torch_raises(tmp_path):
     torch.save({"x": Exploit.__new__(Exploit)}, p)
     with pytest.raises(pickle.UnpicklingError):
         torch.load(p, weights_only=True)
+
+
+def test_a_flipped_bit_in_a_weight_is_refused_not_loaded(tmp_path):
+    # torch's reader checks no checksums: this flip loads, with a changed weight.
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, {**PAYLOAD, "model": {"w": torch.arange(64.0)}})
+    member, blob = flip_in_member(path.read_bytes(), lambda n: "/data/" in n)
+    path.write_bytes(blob)
+    with pytest.raises(CheckpointError, match=f"{member} fails its checksum"):
+        load_checkpoint(path)

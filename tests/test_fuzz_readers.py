@@ -9,11 +9,13 @@ exception fails the test with the variant that caused it.
 
 import dataclasses
 import gzip
+import io
 import json
 import pickle
 import random
 import re
 import struct
+import zipfile
 
 import numpy as np
 import pytest
@@ -44,6 +46,19 @@ def mutants(good: bytes, seed: int, cuts: int = 40, flips: int = 60) -> list[tup
             b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)
         out.append((f"flips #{i}", bytes(b)))
     return out
+
+
+def flip_in_member(good: bytes, wanted) -> tuple[str, bytes]:
+    """``good`` (a zip archive) with one bit flipped in the stored bytes of the first
+    member whose name ``wanted(name)`` accepts, and that member's name. The offset
+    comes from the member's local header (torch pads its extra field for alignment)."""
+    with zipfile.ZipFile(io.BytesIO(good)) as z:
+        info = next(i for i in z.infolist() if wanted(i.filename) and i.compress_size > 8)
+    names, extra = struct.unpack("<HH", good[info.header_offset + 26 : info.header_offset + 30])
+    at = info.header_offset + 30 + names + extra + info.compress_size // 2
+    blob = bytearray(good)
+    blob[at] ^= 0x40
+    return info.filename, bytes(blob)
 
 
 def named_cases(rows):

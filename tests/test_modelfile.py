@@ -24,7 +24,7 @@ from odetx.evaluation import load_model
 from odetx.evaluation.predict import load_predictor
 from odetx.export import export_checkpoint
 from tests.test_export import make_checkpoint
-from tests.test_fuzz_readers import SEED, mutants, outcome
+from tests.test_fuzz_readers import SEED, flip_in_member, mutants, outcome
 
 pytest.importorskip("onnxruntime")
 runner = CliRunner()
@@ -139,3 +139,16 @@ def test_damaged_model_files_are_one_line_in_predict(files, image, tmp_path):
         shutil.copyfile(files[source], tmp_path / name)
         result = runner.invoke(app, ["predict", str(tmp_path / name), str(image), "--json"])
         assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(("suffix", "part"), [(".ts", ".pkl"), (".pt2", "/weights/")])
+def test_an_export_whose_bytes_fail_their_checksum_is_refused_before_torch_reads_it(
+    files, tmp_path, suffix, part
+):
+    # torch's archive readers check no checksums: on some flipped bytes of a TorchScript
+    # file the unpickler aborts the process, and a flipped weight loads as another value.
+    member, blob = flip_in_member(files[suffix].read_bytes(), lambda n: part in n)
+    path = tmp_path / f"m{suffix}"
+    path.write_bytes(blob)
+    with pytest.raises(ModelFileError, match=f"{re.escape(member)} fails its checksum"):
+        load_predictor(path)

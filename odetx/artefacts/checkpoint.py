@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from odetx.artefacts.modelfile import identify, printable, require_checkpoint
+from odetx.artefacts.modelfile import damaged_member, identify, printable, require_checkpoint
 from odetx.data.base import DataInfo
 from odetx.errors import CheckpointError
 from odetx.io import atomic_write
@@ -191,6 +191,12 @@ def load_checkpoint(
     if not p.is_file():
         raise CheckpointError(f"no checkpoint at {p}")
     require_checkpoint(identify(p), purpose)
+    try:
+        bad = damaged_member(p)
+    except Exception:  # no readable directory: torch.load below says so in one line
+        bad = None
+    if bad is not None:
+        raise CheckpointError(f"cannot read {p}: the file is corrupt ({bad} fails its checksum)")
     try:
         with warnings.catch_warnings():
             # A damaged pickle header reads as an unusual protocol; the error below says more.

@@ -124,6 +124,19 @@ def identify(path: str | Path) -> ModelFile:
     return ModelFile(p, None, "neither a torch archive nor an ONNX graph")
 
 
+def damaged_member(path: Path) -> str | None:
+    """The first member of the zip archive ``path`` whose bytes fail their CRC-32, if any.
+
+    torch's archive reader checks no checksums: a flipped bit reaches a tensor (silently)
+    or its unpickler, which on some bytes aborts the whole process.
+
+    Raises:
+        zipfile.BadZipFile, OSError: no readable zip directory.
+    """
+    with zipfile.ZipFile(path) as z:
+        return z.testzip()
+
+
 def _identify_zip(p: Path, f: Any) -> ModelFile:
     f.seek(0)
     try:
@@ -215,7 +228,14 @@ class Export:
     metadata: str
 
 
+def _intact(path: Path) -> None:
+    bad = damaged_member(path)
+    if bad is not None:
+        raise ValueError(f"{bad} fails its checksum")
+
+
 def _read_torchscript(path: Path) -> tuple[nn.Module, str]:
+    _intact(path)
     extra = {METADATA: ""}
     with quiet_torchscript():
         module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
@@ -234,6 +254,7 @@ def quiet_log(name: str) -> Iterator[None]:
 
 
 def _read_pt2(path: Path) -> tuple[nn.Module, str]:
+    _intact(path)
     extra = {METADATA: ""}
     # An open file, because torch.export.load warns about paths not ending in .pt2.
     with path.open("rb") as f, quiet_log("torch.export"):
