@@ -72,12 +72,12 @@ def bench(lam_max: float, batch: int, tols, shared_tols, controller: str) -> dic
     def err(out: torch.Tensor) -> float:
         return ((out[:, 1:] - truth).norm(dim=1) / scale).mean().item()
 
-    rows = []
+    shared = []
     for tol in shared_tols:
         field.calls = 0
         out = odeint(plain, y0, span, rtol=tol, atol=tol, method="dopri5")[-1]
-        rows.append({"mode": "batch-shared", "tol": tol, "nfe": field.calls, "err": err(out)})
-    shared = [r for r in rows if r["mode"] == "batch-shared"]
+        shared.append({"mode": "batch-shared", "tol": tol, "nfe": field.calls, "err": err(out)})
+    rows = list(shared)
     for tol in tols:
         block = PerSampleIntegrator(
             field, EMBEDDED["dopri5"], [(BOTH, 1.0)], t1=1.0, rtol=tol, atol=tol,
